@@ -1,0 +1,34 @@
+# One place for the project's commands. `make demo` and `make test` bootstrap their own
+# virtual environment (.venv) on first use.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+## demo: ingest the bundled sample papers into out/digest.sqlite and print the summary
+demo: $(VENV)/.installed
+	$(BIN)/digest ingest sample
+
+## lint: ruff and mypy (strict) over the package, tests and benchmarks
+lint: $(VENV)/.installed
+	$(BIN)/ruff check digest tests bench scripts
+	$(BIN)/mypy
+
+## test: lint, then the whole test suite (what CI runs)
+test: lint
+	$(BIN)/pytest -q
+
+## bench: the benchmark scripts (figures printed, written to bench/results/)
+bench: $(VENV)/.installed
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,95 @@
+"""The configuration file (``digest.toml``): where things live and how to reach the world.
+
+Every key has a default, so digest runs with no file at all. Unknown keys and bad values are
+reported as ``file:line: key: what was expected``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ConfigError
+from .store import DEFAULT_URL
+
+DEFAULT_FILE = "digest.toml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HttpConfig(_Section):
+    """How digest talks to arXiv and Hugging Face."""
+
+    contact: str = Field(
+        "digest@localhost",
+        description="Contact address sent in the User-Agent, as arXiv asks of API users.",
+    )
+    timeout: float = Field(30.0, gt=0, le=600, description="Seconds before a request gives up.")
+    retries: int = Field(4, ge=0, le=10, description="Retries of a 429/5xx or network error.")
+
+
+class Config(_Section):
+    """The whole file. Paths are relative to the directory digest runs in."""
+
+    database: str = Field(DEFAULT_URL, description="SQLAlchemy database URL.")
+    profiles_dir: str = Field("profiles", description="Folder of profile YAML files.")
+    out_dir: str = Field("out", description="Where digests, feeds and .eml files are written.")
+    templates_dir: str | None = Field(
+        None, description="A folder of templates that override the shipped ones."
+    )
+    http: HttpConfig = Field(default_factory=HttpConfig)
+
+
+def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
+    """Best-effort line number of a key path in TOML text (1-based)."""
+    lines = text.splitlines()
+    section: tuple[str, ...] = ()
+    wanted_section = tuple(str(p) for p in loc[:-1] if isinstance(p, str))
+    key = str(loc[-1]) if loc else ""
+    header = re.compile(r"^\s*\[+\s*([^\]]+?)\s*\]+")
+    for number, line in enumerate(lines, start=1):
+        match = header.match(line)
+        if match:
+            section = tuple(part.strip().strip('"') for part in match.group(1).split("."))
+            if section == tuple(str(p) for p in loc if isinstance(p, str)):
+                return number
+            continue
+        if section == wanted_section and re.match(rf"^\s*\"?{re.escape(key)}\"?\s*=", line):
+            return number
+    return None
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Load `path`, or ``./digest.toml`` if it exists, or the defaults."""
+    if path is None:
+        if not Path(DEFAULT_FILE).is_file():
+            return Config()
+        path = DEFAULT_FILE
+    name = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{name}: not valid TOML: {exc}") from None
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = tuple(error["loc"])
+            line = _line_of(text, loc)
+            where = f"{name}:{line}" if line else name
+            key = ".".join(str(p) for p in loc)
+            message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+            problems.append(f"{where}: {key}: {message}")
+        raise ConfigError("\n".join(problems)) from None

@@ -1,0 +1,1 @@
+"""Readers for each source of new papers: arXiv, Hugging Face and files."""

@@ -1,0 +1,351 @@
+"""The store: every paper, every source's cache validators, and (later) the ledger.
+
+All SQL of digest lives in this module. SQLAlchemy Core keeps the door open for PostgreSQL
+through the same URL; SQLite is the default (WAL, foreign keys on, a busy timeout). The schema is
+versioned: numbered migrations run in one transaction when the store is opened. Database errors
+become `StoreError` here, with the URL in the message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine.url import make_url
+
+from .errors import StoreError, StoreLockedError
+from .http import Validators
+from .types import Paper
+
+DEFAULT_URL = "sqlite:///out/digest.sqlite"
+
+metadata = sa.MetaData()
+
+#: Every paper ever ingested. `pid` is internal and survives a change of `key` (a paper first
+#: known by its title that later arrives with an arXiv id).
+papers = sa.Table(
+    "papers",
+    metadata,
+    sa.Column("pid", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(200), nullable=False, unique=True),
+    sa.Column("arxiv_id", sa.String(64)),
+    sa.Column("version", sa.Integer),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("abstract", sa.Text, nullable=False),
+    sa.Column("title_raw", sa.Text, nullable=False),
+    sa.Column("abstract_raw", sa.Text, nullable=False),
+    sa.Column("norm_title", sa.Text, nullable=False, index=True),
+    sa.Column("authors", sa.Text, nullable=False),  # JSON list
+    sa.Column("categories", sa.Text, nullable=False),  # JSON list
+    sa.Column("announced", sa.String(10), index=True),  # YYYY-MM-DD
+    sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("url", sa.Text),
+    # Hash of the raw fields as last received: an unchanged re-ingest is a lookup, no cleaning.
+    sa.Column("content_hash", sa.String(40), nullable=False),
+)
+
+#: Which kinds of source each paper came from (arxiv-rss, arxiv-api, hf-daily, hf-page, file).
+paper_sources = sa.Table(
+    "paper_sources",
+    metadata,
+    sa.Column("pid", sa.Integer, sa.ForeignKey("papers.pid", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("source", sa.String(100), primary_key=True),
+)
+
+#: ETag / Last-Modified of the last response stored from each URL, for conditional GET.
+http_cache = sa.Table(
+    "http_cache",
+    metadata,
+    sa.Column("url", sa.Text, primary_key=True),
+    sa.Column("etag", sa.Text),
+    sa.Column("last_modified", sa.Text),
+    sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+schema_version = sa.Table(
+    "schema_version",
+    metadata,
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
+
+def _migration_1(conn: Connection) -> None:
+    # The first schema. A later change is a new numbered migration (ALTER / CREATE), never an
+    # edit here: databases in the field already ran this one.
+    for table in (papers, paper_sources, http_cache):
+        table.create(conn)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1]
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    # SQLite hands datetimes back naive; everything we store is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def row_to_paper(row: Any, sources: Sequence[str] = ()) -> Paper:
+    return Paper(
+        pid=row.pid,
+        key=row.key,
+        title=row.title,
+        abstract=row.abstract,
+        authors=tuple(json.loads(row.authors)),
+        categories=tuple(json.loads(row.categories)),
+        announced=dt.date.fromisoformat(row.announced) if row.announced else None,
+        first_seen=_utc(row.first_seen),
+        url=row.url,
+        version=row.version,
+        arxiv_id=row.arxiv_id,
+        title_raw=row.title_raw,
+        abstract_raw=row.abstract_raw,
+        sources=tuple(sources),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StoreInfo:
+    url: str
+    schema_version: int
+    papers: int
+
+
+class Store:
+    """A database of papers. Open with `Store.open(url)`; use as a context manager."""
+
+    def __init__(self, engine: Engine, url: str) -> None:
+        self.engine = engine
+        self.url = url
+
+    # -- opening -----------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, url: str = DEFAULT_URL) -> Store:
+        """Open (creating if needed) the database at `url` and bring its schema up to date."""
+        try:
+            parsed = make_url(url)
+        except sa.exc.ArgumentError as exc:
+            raise StoreError(f"{url}: not a database URL ({exc})") from None
+        kwargs: dict[str, Any] = {}
+        if parsed.get_backend_name() == "sqlite":
+            database = parsed.database
+            if database and database != ":memory:" and not database.startswith("file:"):
+                try:
+                    Path(database).parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise StoreError(f"{url}: cannot create its folder: {exc}") from None
+            kwargs["connect_args"] = {"timeout": 30, "isolation_level": None}
+        try:
+            engine = sa.create_engine(url, **kwargs)
+        except (sa.exc.ArgumentError, ImportError) as exc:
+            raise StoreError(f"{url}: cannot open: {exc}") from None
+        if engine.dialect.name == "sqlite":
+            _configure_sqlite(engine)
+        store = cls(engine, url)
+        store._migrate()
+        return store
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sa.exc.OperationalError as exc:
+            text = str(exc.orig)
+            if "locked" in text or "busy" in text:
+                raise StoreLockedError(
+                    f"{self.url}: the database is locked by another process ({text})"
+                ) from exc
+            raise StoreError(f"{self.url}: {text}") from exc
+        except sa.exc.DBAPIError as exc:
+            raise StoreError(f"{self.url}: {exc.orig}") from exc
+
+    def _migrate(self) -> None:
+        with self._errors(), self.engine.begin() as conn:
+            schema_version.create(conn, checkfirst=True)
+            current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
+            current = current or 0
+            if current > len(MIGRATIONS):
+                raise StoreError(
+                    f"{self.url}: schema version {current} is newer than this digest "
+                    f"understands ({len(MIGRATIONS)}); upgrade digest"
+                )
+            for number, migration in enumerate(MIGRATIONS[current:], start=current + 1):
+                migration(conn)
+                conn.execute(schema_version.delete())
+                conn.execute(schema_version.insert().values(version=number))
+
+    # -- transactions ------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """One unit of work: everything in it is committed together or not at all."""
+        with self._errors(), self.engine.begin() as conn:
+            yield Transaction(conn)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def info(self) -> StoreInfo:
+        with self._errors(), self.engine.connect() as conn:
+            version = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
+            count = conn.execute(sa.select(sa.func.count()).select_from(papers)).scalar()
+        return StoreInfo(self.url, int(version or 0), int(count or 0))
+
+    def get_paper(self, ref: str) -> Paper | None:
+        """A paper by key (arXiv id without version, other id as given, ``title:...``)."""
+        with self._errors(), self.engine.connect() as conn:
+            row = conn.execute(sa.select(papers).where(papers.c.key == ref)).first()
+            if row is None:
+                return None
+            sources = conn.execute(
+                sa.select(paper_sources.c.source)
+                .where(paper_sources.c.pid == row.pid)
+                .order_by(paper_sources.c.source)
+            ).scalars()
+            return row_to_paper(row, list(sources))
+
+    def find_by_norm_title(self, norm_title: str) -> list[Paper]:
+        with self._errors(), self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(papers).where(papers.c.norm_title == norm_title).order_by(papers.c.pid)
+            )
+            return [row_to_paper(r) for r in rows]
+
+    def iter_papers(
+        self,
+        *,
+        announced_from: dt.date | None = None,
+        announced_to: dt.date | None = None,
+        batch: int = 2000,
+    ) -> Iterator[Paper]:
+        """Papers in pid order, optionally within announced days (inclusive), streamed."""
+        query = sa.select(papers).order_by(papers.c.pid)
+        if announced_from:
+            query = query.where(papers.c.announced >= announced_from.isoformat())
+        if announced_to:
+            query = query.where(papers.c.announced <= announced_to.isoformat())
+        with self._errors(), self.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=batch).execute(query)
+            for row in result:
+                yield row_to_paper(row)
+
+    def validators(self, url: str) -> Validators | None:
+        with self._errors(), self.engine.connect() as conn:
+            row = conn.execute(sa.select(http_cache).where(http_cache.c.url == url)).first()
+        return Validators(row.etag, row.last_modified) if row else None
+
+
+# What merging needs of a stored paper: everything but the timestamps (parsing those back is
+# most of the cost of a lookup, and a merge never changes first_seen).
+_MERGE_COLUMNS = [c for c in papers.c if c.name not in ("first_seen", "updated_at")]
+
+
+class Transaction:
+    """Reads and writes inside one transaction (see `Store.transaction`)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def lookup(self, keys: Iterable[str], norm_titles: Iterable[str]) -> list[Any]:
+        """Stored rows whose key is in `keys` or whose normalized title is in `norm_titles`."""
+        found: dict[int, Any] = {}
+        for column, values in ((papers.c.key, keys), (papers.c.norm_title, norm_titles)):
+            wanted = list(set(values))
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                for row in self.conn.execute(sa.select(*_MERGE_COLUMNS).where(column.in_(chunk))):
+                    found[row.pid] = row
+        return sorted(found.values(), key=lambda r: r.pid)
+
+    def insert_papers(self, rows: Sequence[dict[str, Any]]) -> list[int]:
+        """Insert new papers; returns their pids in the order given."""
+        if not rows:
+            return []
+        # A plain executemany and one SELECT is several times faster on SQLite than
+        # INSERT ... RETURNING, which runs one statement per row when the order must be kept.
+        self.conn.execute(papers.insert(), list(rows))
+        keys = [r["key"] for r in rows]
+        pids: dict[str, int] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            query = sa.select(papers.c.key, papers.c.pid).where(papers.c.key.in_(chunk))
+            pids.update((key, pid) for key, pid in self.conn.execute(query))
+        return [pids[key] for key in keys]
+
+    def update_papers(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Update stored papers; each row has `pid` and the columns to set (the same in all)."""
+        if not rows:
+            return
+        columns = [c for c in rows[0] if c != "pid"]
+        statement = (
+            papers.update()
+            .where(papers.c.pid == sa.bindparam("_pid"))
+            .values({c: sa.bindparam(c) for c in columns})
+        )
+        self.conn.execute(
+            statement, [{"_pid": r["pid"], **{c: r[c] for c in columns}} for r in rows]
+        )
+
+    def add_sources(self, pairs: Iterable[tuple[int, str]]) -> None:
+        """Record that papers came from sources (already recorded pairs are left alone)."""
+        values = [{"pid": pid, "source": source} for pid, source in set(pairs)]
+        if values:
+            self.conn.execute(_insert_ignore(self.conn, paper_sources), values)
+
+    def save_validators(self, url: str, validators: Validators, when: dt.datetime) -> None:
+        self.conn.execute(http_cache.delete().where(http_cache.c.url == url))
+        if validators:
+            self.conn.execute(
+                http_cache.insert().values(
+                    url=url,
+                    etag=validators.etag,
+                    last_modified=validators.last_modified,
+                    fetched_at=when,
+                )
+            )
+
+
+def _insert_ignore(conn: Connection, table: sa.Table) -> Any:
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).on_conflict_do_nothing()
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    return table.insert().prefix_with("IGNORE")
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # pysqlite's own transaction handling is off (isolation_level=None): we say BEGIN
+        # ourselves so that a transaction really spans everything SQLAlchemy runs in it.
+        conn.exec_driver_sql("BEGIN")

@@ -1,0 +1,134 @@
+"""Text hygiene: LaTeX to Unicode, white space, title normalization, arXiv ids.
+
+Everything a source hands over passes through here before it is stored or scored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import unicodedata
+from functools import lru_cache
+from typing import Any
+
+from pylatexenc.latex2text import LatexNodes2Text
+from pylatexenc.latexwalker import LatexWalker, get_default_latex_context_db
+
+# pylatexenc logs a warning for every macro it cannot expand; the fallback handles those.
+logging.getLogger("pylatexenc").setLevel(logging.ERROR)
+
+# Characters that make a string worth handing to the LaTeX converter. Plain prose (most titles,
+# many abstracts) skips it: the converter costs about a millisecond per abstract.
+_LATEXISH = re.compile(r"[\\${}]")
+
+_NEW_ID = re.compile(r"(\d{4}\.\d{4,5})(?:v(\d+))?")
+_OLD_ID = re.compile(r"([a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(?:v(\d+))?")
+_ID_PREFIX = re.compile(
+    r"^(?:arxiv:|oai:arxiv\.org:|https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/)",
+    re.IGNORECASE,
+)
+
+
+def collapse(text: str) -> str:
+    """Collapse runs of white space (arXiv titles carry hard line breaks) and strip."""
+    return " ".join(text.split())
+
+
+@lru_cache(maxsize=1)
+def _converter() -> tuple[LatexNodes2Text, Any]:
+    # Building the default macro table costs more than converting a short island: build once.
+    converter = LatexNodes2Text(math_mode="text", strict_latex_spaces=True)
+    return converter, get_default_latex_context_db()
+
+
+# LaTeX islands in otherwise plain prose: inline math, a macro with its braced arguments, an
+# escaped character, a braced group. Only these are handed to the converter (cached), which
+# keeps cleaning at a few microseconds per abstract instead of milliseconds.
+_ISLAND = re.compile(
+    r"\$\$[^$]{1,400}?\$\$"
+    r"|\$[^$]{1,300}?\$"
+    r"|\\[a-zA-Z]+\*?(?:\[[^\]{}]{0,40}\])?(?:\{[^{}]{0,300}\})*"
+    r"|\\['\"`^~=.](?:[a-zA-Z]|\{[a-zA-Z]\})"
+    r"|\\[^a-zA-Z\s]"
+    r"|\{[^{}]{0,300}\}"
+)
+
+
+# Escaped characters that stand for themselves: no need to parse them.
+_ESCAPED = {"\\%": "%", "\\&": "&", "\\_": "_", "\\$": "$", "\\#": "#", "\\,": " ", "\\-": "",
+            "\\(": "", "\\)": "", "\\ ": " ", "\\{": "{", "\\}": "}"}
+
+
+@lru_cache(maxsize=65536)
+def _island_to_text(island: str) -> str:
+    if island in _ESCAPED:
+        return _ESCAPED[island]
+    converter, context = _converter()
+    try:
+        walker = LatexWalker(island, latex_context=context, tolerant_parsing=True)
+        out = converter.nodelist_to_text(walker.get_latex_nodes()[0])
+    except Exception:  # the converter raises assorted errors on broken input
+        return island
+    out = collapse(out)
+    # The converter is tolerant and sometimes swallows what it misreads: keep the raw island.
+    if not out and island.strip("${} "):
+        return island
+    return out
+
+
+def clean(text: str) -> str:
+    """LaTeX to Unicode, white space collapsed: the text shown to people and scored.
+
+    Plain prose is left alone (a ``~`` meaning "about", a ``%`` meaning percent, an
+    ``_`` in a URL); only recognisable LaTeX islands are converted.
+    """
+    if not text:
+        return ""
+    base = collapse(text)
+    if not _LATEXISH.search(base):
+        return base
+    return collapse(_ISLAND.sub(lambda m: _island_to_text(m.group(0)), base))
+
+
+_PUNCT_CATEGORIES = ("P", "S", "C")
+
+
+_ASCII_PUNCT = re.compile(r"[^a-z0-9]+")
+
+
+def normalize_title(title: str, *, cleaned: bool = False) -> str:
+    """A title reduced to what identifies it: case, accents, punctuation, LaTeX and spacing
+    do not matter. Two records with the same normalized title are the same paper when at
+    least one of them has no id."""
+    text = title if cleaned else clean(title)
+    if text.isascii():
+        return _ASCII_PUNCT.sub(" ", text.lower()).strip()
+    text = unicodedata.normalize("NFKD", text).casefold()
+    kept = []
+    for ch in text:
+        cat = unicodedata.category(ch)
+        if cat.startswith("M"):  # combining accents
+            continue
+        kept.append(" " if cat[0] in _PUNCT_CATEGORIES else ch)
+    return collapse("".join(kept))
+
+
+def title_key(norm_title: str) -> str:
+    """The key of a paper known only by its title."""
+    return "title:" + hashlib.sha1(norm_title.encode("utf-8")).hexdigest()[:16]
+
+
+def parse_arxiv_id(text: str) -> tuple[str, int | None] | None:
+    """Split an arXiv identifier into (id without version, version or None).
+
+    Accepts ``2503.11731``, ``2503.11731v2``, ``arXiv:2503.11731``, abs/pdf URLs, OAI
+    identifiers and old-style ids such as ``astro-ph/0601001v1``. Anything else gives None.
+    """
+    s = _ID_PREFIX.sub("", text.strip())
+    if s.endswith(".pdf"):
+        s = s[:-4]
+    m = _NEW_ID.fullmatch(s) or _OLD_ID.fullmatch(s)
+    if not m:
+        return None
+    return m.group(1), int(m.group(2)) if m.group(2) else None
