@@ -211,9 +211,8 @@ class _Merger:
         by_key: dict[str, dict[str, Any]] = {}
         by_norm: dict[str, list[dict[str, Any]]] = {}
 
-        def remember(rows: Iterable[Any]) -> None:
-            for row in rows:
-                state = dict(row._mapping)
+        def remember(rows: Iterable[dict[str, Any]]) -> None:
+            for state in rows:
                 if state["key"] in by_key:
                     continue
                 by_key[state["key"]] = state

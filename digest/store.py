@@ -39,8 +39,9 @@ papers = sa.Table(
     sa.Column("version", sa.Integer),
     sa.Column("title", sa.Text, nullable=False),
     sa.Column("abstract", sa.Text, nullable=False),
-    sa.Column("title_raw", sa.Text, nullable=False),
-    sa.Column("abstract_raw", sa.Text, nullable=False),
+    # The text as received, only where it differs from the clean text (NULL: the same).
+    sa.Column("title_raw", sa.Text),
+    sa.Column("abstract_raw", sa.Text),
     sa.Column("norm_title", sa.Text, nullable=False, index=True),
     sa.Column("authors", sa.Text, nullable=False),  # JSON list
     sa.Column("categories", sa.Text, nullable=False),  # JSON list
@@ -106,8 +107,8 @@ def row_to_paper(row: Any, sources: Sequence[str] = ()) -> Paper:
         url=row.url,
         version=row.version,
         arxiv_id=row.arxiv_id,
-        title_raw=row.title_raw,
-        abstract_raw=row.abstract_raw,
+        title_raw=row.title if row.title_raw is None else row.title_raw,
+        abstract_raw=row.abstract if row.abstract_raw is None else row.abstract_raw,
         sources=tuple(sources),
     )
 
@@ -263,21 +264,27 @@ class Transaction:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def lookup(self, keys: Iterable[str], norm_titles: Iterable[str]) -> list[Any]:
-        """Stored rows whose key is in `keys` or whose normalized title is in `norm_titles`."""
-        found: dict[int, Any] = {}
+    def lookup(self, keys: Iterable[str], norm_titles: Iterable[str]) -> list[dict[str, Any]]:
+        """Stored rows whose key is in `keys` or whose normalized title is in `norm_titles`,
+        as dicts of columns (raw texts filled in), for merging."""
+        found: dict[int, dict[str, Any]] = {}
         for column, values in ((papers.c.key, keys), (papers.c.norm_title, norm_titles)):
             wanted = list(set(values))
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
                 for row in self.conn.execute(sa.select(*_MERGE_COLUMNS).where(column.in_(chunk))):
-                    found[row.pid] = row
-        return sorted(found.values(), key=lambda r: r.pid)
+                    state = dict(row._mapping)
+                    for raw, clean in (("title_raw", "title"), ("abstract_raw", "abstract")):
+                        if state[raw] is None:
+                            state[raw] = state[clean]
+                    found[row.pid] = state
+        return sorted(found.values(), key=lambda r: r["pid"])
 
     def insert_papers(self, rows: Sequence[dict[str, Any]]) -> list[int]:
         """Insert new papers; returns their pids in the order given."""
         if not rows:
             return []
+        rows = [_compact(r) for r in rows]
         # A plain executemany and one SELECT is several times faster on SQLite than
         # INSERT ... RETURNING, which runs one statement per row when the order must be kept.
         self.conn.execute(papers.insert(), list(rows))
@@ -293,6 +300,7 @@ class Transaction:
         """Update stored papers; each row has `pid` and the columns to set (the same in all)."""
         if not rows:
             return
+        rows = [_compact(r) for r in rows]
         columns = [c for c in rows[0] if c != "pid"]
         statement = (
             papers.update()
@@ -320,6 +328,15 @@ class Transaction:
                     fetched_at=when,
                 )
             )
+
+
+def _compact(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as stored: raw texts that equal their clean version are not stored twice."""
+    out = dict(row)
+    for raw, clean in (("title_raw", "title"), ("abstract_raw", "abstract")):
+        if raw in out and out[raw] == out.get(clean):
+            out[raw] = None
+    return out
 
 
 def _insert_ignore(conn: Connection, table: sa.Table) -> Any:

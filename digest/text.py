@@ -60,10 +60,34 @@ _ESCAPED = {"\\%": "%", "\\&": "&", "\\_": "_", "\\$": "$", "\\#": "#", "\\,": "
             "\\(": "", "\\)": "", "\\ ": " ", "\\{": "{", "\\}": "}"}
 
 
+# Simple math, the common case ($k$, $^2$, $\times$, $F_1$, $O(n^{2})$): letters, digits,
+# operators, braces and macros without arguments. Converted token by token, each macro once.
+_SIMPLE_MATH = re.compile(r"\$([^$\\{}]|\\[a-zA-Z]+(?![a-zA-Z{])\s*|\{[^$\\{}]*\})+\$")
+_ONE_MACRO = re.compile(r"\$\\[a-zA-Z]+\s*\$")
+_MATH_TOKEN = re.compile(r"\\[a-zA-Z]+\s*|[{}$]")
+# Font and emphasis macros around plain text: the text itself.
+_FONT = re.compile(
+    r"\\(?:textbf|textit|emph|texttt|textsc|textrm|textsf|textup|textnormal|underline|mbox|"
+    r"mathrm|mathbf|mathit|mathsf|mathtt|boldsymbol|text)\{([^{}\\$]*)\}"
+)
+
+
+def _math_token(match: re.Match[str]) -> str:
+    token = match.group(0)
+    if token in "{}$":
+        return ""
+    return _island_to_text("$" + token.strip() + "$")
+
+
 @lru_cache(maxsize=65536)
 def _island_to_text(island: str) -> str:
     if island in _ESCAPED:
         return _ESCAPED[island]
+    font = _FONT.fullmatch(island)
+    if font:
+        return collapse(font.group(1))
+    if _SIMPLE_MATH.fullmatch(island) and not _ONE_MACRO.fullmatch(island):
+        return collapse(_MATH_TOKEN.sub(_math_token, island))
     converter, context = _converter()
     try:
         walker = LatexWalker(island, latex_context=context, tolerant_parsing=True)

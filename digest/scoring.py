@@ -1,0 +1,232 @@
+"""Scoring math: interest query vectors and the chunked profile x paper product.
+
+Pure functions over matrices; nothing here knows about the store. Rows of every matrix are
+unit-length TF-IDF vectors (`digest.model.TextModel.transform`), so a dot product is a cosine.
+
+Vocabulary used below:
+
+- a *group* is a run of consecutive query rows that belong together (the interests of one
+  profile). Groups are given as `offsets`, like CSR ``indptr``: group ``g`` owns rows
+  ``offsets[g]:offsets[g+1]``. A paper's score for a group is its best row score, each row
+  multiplied by its weight: a narrow second interest is scored on its own and is never diluted
+  by a broad first one.
+- `score` keeps memory flat: it multiplies a chunk of query rows at a time and keeps only
+  the top-k per group (`argpartition`), never the full groups x papers matrix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float32]
+
+#: Weight of the interest text against the seed centroid when an interest has both. The
+#: centroid of a dozen papers carries more evidence than a three-word phrase, but a phrase the
+#: person wrote should still steer the ranking (docs/evaluation.md).
+TEXT_WEIGHT = 0.5
+
+#: Query terms kept per interest vector. Pruning the long tail of a centroid cuts scoring time
+#: several-fold and did not lower recall (docs/evaluation.md).
+MAX_QUERY_TERMS = 400
+
+#: Pseudo-relevance feedback for interests given only as text: the top `PRF_DOCS` corpus papers
+#: for the text are averaged into the query with weight `PRF_WEIGHT`.
+PRF_DOCS = 10
+PRF_WEIGHT = 0.7
+
+
+@dataclass(frozen=True, slots=True)
+class TopK:
+    """Best papers per group, best first. Rows with fewer than k papers are padded with
+    index -1 and score -inf."""
+
+    indices: IntArray
+    scores: FloatArray
+
+
+def normalize_rows(m: sp.spmatrix) -> sp.csr_matrix:
+    """Rows scaled to unit L2 length (all-zero rows stay zero); CSR float32."""
+    out = sp.csr_matrix(m, dtype=np.float32, copy=True)
+    norms = np.sqrt(np.asarray(out.multiply(out).sum(axis=1), dtype=np.float64).ravel())
+    norms[norms == 0] = 1.0
+    out.data /= np.repeat(norms, np.diff(out.indptr)).astype(np.float32)
+    return out
+
+
+def _check_offsets(offsets: npt.ArrayLike, n_rows: int) -> IntArray:
+    off = np.asarray(offsets, dtype=np.int64)
+    if off.ndim != 1 or len(off) < 1 or off[0] != 0 or off[-1] != n_rows:
+        raise ValueError(f"offsets must run from 0 to {n_rows} (the number of rows)")
+    if np.any(np.diff(off) < 0):
+        raise ValueError("offsets must be non-decreasing")
+    return off
+
+
+def group_means(vectors: sp.spmatrix, offsets: npt.ArrayLike) -> sp.csr_matrix:
+    """One unit-length centroid per group of rows: the seed centroid of each interest.
+
+    `vectors` holds all seed vectors one after another, `offsets` delimits each interest's
+    seeds. An empty group gives an all-zero row. Done as one sparse product, no Python loop.
+    """
+    vecs = sp.csr_matrix(vectors)
+    off = _check_offsets(offsets, vecs.shape[0])
+    sizes = np.diff(off)
+    owner = np.repeat(np.arange(len(sizes)), sizes)
+    weights = (1.0 / np.maximum(sizes, 1))[owner].astype(np.float32)
+    avg = sp.csr_matrix(
+        (weights, (owner, np.arange(vecs.shape[0]))), shape=(len(sizes), vecs.shape[0])
+    )
+    return prune(avg @ vecs, MAX_QUERY_TERMS)
+
+
+def prune(queries: sp.spmatrix, max_terms: int) -> sp.csr_matrix:
+    """Keep each row's `max_terms` largest weights (ties at the cut kept), renormalised."""
+    q = sp.csr_matrix(queries, dtype=np.float32, copy=True)
+    lengths = np.diff(q.indptr)
+    long_rows = np.flatnonzero(lengths > max_terms)
+    if len(long_rows):
+        # Pad the long rows into a dense (rows x longest) block to find each row's cut with
+        # one partition instead of a loop.
+        width = int(lengths[long_rows].max())
+        block = np.full((len(long_rows), width), -np.inf, dtype=np.float32)
+        starts = q.indptr[long_rows]
+        for j in range(width):  # loop over positions, not rows: width is a few thousand at most
+            live = lengths[long_rows] > j
+            block[live, j] = q.data[starts[live] + j]
+        cut = np.partition(block, width - max_terms, axis=1)[:, width - max_terms]
+        thresholds = np.full(q.shape[0], -np.inf, dtype=np.float32)
+        thresholds[long_rows] = cut
+        row_of = np.repeat(np.arange(q.shape[0]), lengths)
+        q.data[q.data < thresholds[row_of]] = 0
+        q.eliminate_zeros()
+    return normalize_rows(q)
+
+
+def interest_queries(
+    seed_centroids: sp.spmatrix | None,
+    text_vectors: sp.spmatrix | None,
+    *,
+    text_weight: float = TEXT_WEIGHT,
+) -> sp.csr_matrix:
+    """Query vector per interest from its seed centroid and its text vector (same row order).
+
+    Either input may be None; rows that are all-zero in one input (an interest without seeds,
+    or without text) take the other input alone. Rows are unit length.
+    """
+    parts: list[sp.csr_matrix] = []
+    if seed_centroids is not None:
+        parts.append(normalize_rows(seed_centroids) * np.float32(1.0 - text_weight))
+    if text_vectors is not None:
+        parts.append(normalize_rows(text_vectors) * np.float32(text_weight))
+    if not parts:
+        raise ValueError("an interest needs seeds or text")
+    # Where one side is absent, normalisation gives the other side full weight.
+    total = parts[0] if len(parts) == 1 else parts[0] + parts[1]
+    return prune(total, MAX_QUERY_TERMS)
+
+
+def expand(
+    queries: sp.spmatrix,
+    corpus: sp.spmatrix,
+    *,
+    n_docs: int = PRF_DOCS,
+    weight: float = PRF_WEIGHT,
+    chunk: int = 512,
+) -> sp.csr_matrix:
+    """Pseudo-relevance feedback (Rocchio): add to each query the mean of its `n_docs` best
+    corpus papers, with `weight`. Meant for short text-only interests, whose few words miss
+    the synonyms and method names papers on the topic use."""
+    q = sp.csr_matrix(queries, dtype=np.float32)
+    top = score(q, corpus, top_k=n_docs, chunk=chunk)
+    valid = top.indices >= 0
+    rows = np.repeat(np.arange(q.shape[0]), valid.sum(axis=1))
+    cols = top.indices[valid]
+    counts = np.maximum(valid.sum(axis=1), 1)
+    avg = sp.csr_matrix(
+        ((1.0 / counts[rows]).astype(np.float32), (rows, cols)),
+        shape=(q.shape[0], corpus.shape[0]),
+    )
+    feedback = normalize_rows(avg @ sp.csr_matrix(corpus))
+    return prune(normalize_rows(q) * np.float32(1.0 - weight) + feedback * np.float32(weight),
+                 MAX_QUERY_TERMS)
+
+
+def _chunks(off: IntArray, chunk: int) -> list[tuple[int, int]]:
+    """Split groups into runs of at most `chunk` rows (a bigger group gets a run alone)."""
+    out: list[tuple[int, int]] = []
+    g, n = 0, len(off) - 1
+    while g < n:
+        end = int(np.searchsorted(off, off[g] + chunk, side="right")) - 1
+        end = min(max(end, g + 1), n)
+        out.append((g, end))
+        g = end
+    return out
+
+
+def score(
+    queries: sp.spmatrix,
+    papers: sp.spmatrix,
+    *,
+    offsets: npt.ArrayLike | None = None,
+    weights: npt.ArrayLike | None = None,
+    top_k: int = 50,
+    chunk: int = 1024,
+    papers_t: sp.csr_matrix | None = None,
+) -> TopK:
+    """Top-k papers per group of query rows, by the best weighted cosine within the group.
+
+    `offsets` groups the rows (default: each row alone); `weights` scales each row's scores
+    (default 1). `chunk` bounds the query rows multiplied at once, so memory is about
+    ``chunk * n_papers * 4`` bytes whatever the number of queries. Pass `papers_t` (the
+    transpose of `papers` as CSR) when scoring several batches against the same papers.
+    """
+    q = sp.csr_matrix(queries, dtype=np.float32)
+    n_rows, n_papers = q.shape[0], papers.shape[0]
+    off = _check_offsets(np.arange(n_rows + 1) if offsets is None else offsets, n_rows)
+    w = None if weights is None else np.asarray(weights, dtype=np.float32).reshape(-1, 1)
+    if w is not None and len(w) != n_rows:
+        raise ValueError(f"weights has {len(w)} entries for {n_rows} query rows")
+    pt = sp.csr_matrix(papers, dtype=np.float32).T.tocsr() if papers_t is None else papers_t
+    n_groups = len(off) - 1
+    k = min(top_k, n_papers)
+    idx = np.full((n_groups, top_k), -1, dtype=np.int64)
+    val = np.full((n_groups, top_k), -np.inf, dtype=np.float32)
+    if k == 0 or n_groups == 0:
+        return TopK(idx, val)
+    for g0, g1 in _chunks(off, chunk):
+        r0, r1 = int(off[g0]), int(off[g1])
+        block = np.asarray((q[r0:r1] @ pt).todense(), dtype=np.float32)
+        if w is not None:
+            block *= w[r0:r1]
+        sizes = np.diff(off[g0 : g1 + 1])
+        if np.all(sizes == 1):
+            best = block
+        else:
+            best = np.full((g1 - g0, n_papers), -np.inf, dtype=np.float32)
+            nonempty = sizes > 0
+            if nonempty.any():
+                starts = off[g0:g1][nonempty] - r0
+                best[nonempty] = np.maximum.reduceat(block, starts, axis=0)
+        _top_into(best, k, idx[g0:g1], val[g0:g1])
+    return TopK(idx, val)
+
+
+def _top_into(best: npt.NDArray[Any], k: int, idx: IntArray, val: FloatArray) -> None:
+    if k < best.shape[1]:
+        part = np.argpartition(-best, k - 1, axis=1)[:, :k]
+    else:
+        part = np.broadcast_to(np.arange(best.shape[1]), (best.shape[0], best.shape[1]))
+    part_scores = np.take_along_axis(best, part, axis=1)
+    order = np.argsort(-part_scores, axis=1, kind="stable")
+    top = np.take_along_axis(part, order, axis=1)
+    top_scores = np.take_along_axis(part_scores, order, axis=1)
+    # A group with no query rows scores -inf everywhere: report no papers for it.
+    top[~np.isfinite(top_scores)] = -1
+    idx[:, :k] = top
+    val[:, :k] = top_scores
