@@ -33,7 +33,7 @@ def _stage(kind: str, data: str, db: str, limit: int) -> dict[str, float]:
     if kind == "read":
         n = 0
         with gzip.open(data, "rt", encoding="utf-8") as lines:
-            for n, line in enumerate(lines, start=1):  # noqa: B007
+            for n, line in enumerate(lines, start=1):
                 json.loads(line)
                 if limit and n >= limit:
                     break
@@ -101,11 +101,12 @@ def main() -> None:
         ("re-ingest unchanged", again, again["seconds"] / read["seconds"]),
     ]
     print(f"{int(first['papers'])} papers from {args.data}; store {size_mb:.0f} MB")
-    print(f"| stage | seconds | papers/s | peak MB | x baseline |")
+    print("| stage | seconds | papers/s | peak MB | x baseline |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for name, fig, ratio in rows:
         rate = fig["papers"] / fig["seconds"]
-        print(f"| {name} | {fig['seconds']:.1f} | {rate:,.0f} | {fig['peak_mb']:.0f} | {ratio:.1f} |")
+        print(f"| {name} | {fig['seconds']:.1f} | {rate:,.0f} | {fig['peak_mb']:.0f} "
+              f"| {ratio:.1f} |")
     Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json_out).write_text(json.dumps(
         {"data": args.data, "store_mb": size_mb, "read": read, "first": first, "again": again},
