@@ -8,8 +8,12 @@ Identity rules (see docs/design.md):
 - A record without id is known by its normalized title: the same title twice is one paper, and
   a later record with an arXiv id and that title takes the title-only paper over (same row, so
   anything that referred to it still does).
-- A record with an id is authoritative: its non-empty fields replace the stored ones. A record
-  without id only fills fields the stored paper lacks.
+- Sources have ranks of authority: arXiv (RSS, API) over files and URLs over Hugging Face
+  daily papers over saved pages. A record with an id replaces the stored fields when its source
+  ranks at least as high as the one that wrote them, or when it brings a newer arXiv version;
+  otherwise, and always for a record without id, it only fills fields the stored paper lacks.
+  So two sources that disagree (HF splits authors differently) never overwrite each other on
+  every run.
 
 A source either lands whole or not at all: a truncated file or a failed request rolls back that
 source, and the other sources go on. Bad items are rejected one by one with their place.
@@ -30,10 +34,13 @@ from typing import Any, Protocol
 from .errors import SourceError, StoreError
 from .http import HttpClient, Validators
 from .store import Store, Transaction
-from .text import clean, normalize_title, parse_arxiv_id, title_key
+from .text import clean, collapse, normalize_title, parse_arxiv_id, title_key
 from .types import ParsedItem, RawPaper, Rejected, SourceResult
 
 BATCH = 1000
+
+#: Authority of each kind of source (see the module docstring); unknown kinds rank as files.
+AUTHORITY = {"arxiv-api": 3, "arxiv-rss": 3, "file": 2, "url": 2, "hf-daily": 1, "hf-page": 0}
 
 
 @dataclass
@@ -188,6 +195,7 @@ def _prepare(raw: RawPaper) -> _Incoming:
 
 
 _RAW_FIELDS = ("title_raw", "abstract_raw", "authors", "categories", "url")
+_TEXT_FIELDS = ("title_raw", "abstract_raw")
 
 
 class _Merger:
@@ -197,6 +205,7 @@ class _Merger:
                  result: SourceResult) -> None:
         self.tx = tx
         self.kind = kind
+        self.rank = AUTHORITY.get(kind, 2)
         self.ctx = ctx
         self.result = result
 
@@ -239,7 +248,7 @@ class _Merger:
                 by_key[row["key"]] = row
                 by_norm.setdefault(row["norm_title"], []).append(row)
                 self.result.new += 1
-            elif self._apply(inc, row, by_key):
+            elif self._apply(inc, row, by_key, by_norm):
                 if row["pid"] is not None:
                     updates[row["pid"]] = row
                 self.result.updated += 1
@@ -286,10 +295,11 @@ class _Merger:
             "updated_at": self.ctx.now,
             "url": raw.url,
             "content_hash": inc.hash,
+            "authority": self.rank if inc.key else 0,
         }
 
-    def _apply(self, inc: _Incoming, row: dict[str, Any],
-               by_key: dict[str, dict[str, Any]]) -> bool:
+    def _apply(self, inc: _Incoming, row: dict[str, Any], by_key: dict[str, dict[str, Any]],
+               by_norm: dict[str, list[dict[str, Any]]]) -> bool:
         """Merge `inc` into `row` in place; True when anything stored changed."""
         if inc.key and row["key"] == inc.key and row["content_hash"] == inc.hash:
             return False
@@ -304,12 +314,15 @@ class _Merger:
             "url": raw.url,
         }
         empty = {"", None, "[]"}
-        authoritative = inc.key is not None
+        newer = bool(inc.version and (row["version"] or 0) < inc.version)
+        authoritative = inc.key is not None and (self.rank >= row["authority"] or newer)
         changed: dict[str, Any] = {}
         for name in _RAW_FIELDS:
             value = offered[name]
             if value in empty or value == row[name]:
                 continue
+            if name in _TEXT_FIELDS and row[name] and collapse(value) == collapse(row[name]):
+                continue  # the same text with other line breaks: nothing to store
             if authoritative or row[name] in empty:
                 changed[name] = value
         if inc.arxiv_id and row["key"] != inc.key:
@@ -324,10 +337,16 @@ class _Merger:
             changed["announced"] = raw.date.isoformat()
         if not changed:
             return False
+        if authoritative:
+            changed["authority"] = max(row["authority"], self.rank)
         row.update(changed)
         if "title_raw" in changed:
             row["title"] = clean(row["title_raw"])
-            row["norm_title"] = normalize_title(row["title_raw"])
+            old_norm = row["norm_title"]
+            row["norm_title"] = normalize_title(row["title"], cleaned=True)
+            if row["norm_title"] != old_norm:
+                by_norm[old_norm].remove(row)
+                by_norm.setdefault(row["norm_title"], []).append(row)
         if "abstract_raw" in changed:
             row["abstract"] = clean(row["abstract_raw"])
         row["content_hash"] = _hash(row["title_raw"], row["abstract_raw"],

@@ -49,6 +49,8 @@ papers = sa.Table(
     sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("url", sa.Text),
+    # Rank of the most authoritative kind of source that wrote the fields (see ingest).
+    sa.Column("authority", sa.Integer, nullable=False, default=0),
     # Hash of the raw fields as last received: an unchanged re-ingest is a lookup, no cleaning.
     sa.Column("content_hash", sa.String(40), nullable=False),
 )
@@ -72,6 +74,61 @@ http_cache = sa.Table(
     sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+#: One digest for one profile: what was rendered, its message, and whether it left.
+#: status: pending (rendered, not yet accepted), sent, empty (nothing to send), failed
+#: (permanently refused). A pending row is resent with the same bytes and Message-ID.
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("profile", sa.String(200), nullable=False),
+    sa.Column("digest_key", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("covered_to", sa.String(10), nullable=False),  # last announced day it covers
+    sa.Column("message_id", sa.Text),
+    sa.Column("message", sa.LargeBinary),
+    sa.Column("papers", sa.Text, nullable=False),  # JSON list of pids, best first
+    sa.Column("files", sa.Text, nullable=False),  # JSON list of paths written
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("sent_at", sa.DateTime(timezone=True)),
+    sa.UniqueConstraint("profile", "digest_key", name="uq_delivery"),
+)
+
+#: Papers that reached a profile, across formats: a paper is never sent to it twice.
+sent = sa.Table(
+    "sent",
+    metadata,
+    sa.Column("profile", sa.String(200), primary_key=True),
+    sa.Column("pid", sa.Integer, sa.ForeignKey("papers.pid"), primary_key=True),
+    sa.Column("delivery_id", sa.Integer, sa.ForeignKey("deliveries.id"), nullable=False),
+    sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_sent_delivery", "delivery_id"),
+)
+
+#: Profiles that unsubscribed (one-click or CLI); runs skip them until resubscribed.
+subscriptions = sa.Table(
+    "subscriptions",
+    metadata,
+    sa.Column("profile", sa.String(200), primary_key=True),
+    sa.Column("unsubscribed_at", sa.DateTime(timezone=True)),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+#: Named locks held by a process (a run, the scheduler), so two never act at once.
+locks = sa.Table(
+    "locks",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("owner", sa.Text, nullable=False),  # host:pid
+    sa.Column("host", sa.Text, nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 schema_version = sa.Table(
     "schema_version",
     metadata,
@@ -86,7 +143,13 @@ def _migration_1(conn: Connection) -> None:
         table.create(conn)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1]
+def _migration_2(conn: Connection) -> None:
+    # The ledger, subscriptions and locks (delivery and scheduling).
+    for table in (deliveries, sent, subscriptions, locks):
+        table.create(conn)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2]
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
@@ -246,6 +309,80 @@ class Store:
             result = conn.execution_options(stream_results=True, yield_per=batch).execute(query)
             for row in result:
                 yield row_to_paper(row)
+
+    def resolve_refs(self, refs: Iterable[str]) -> dict[str, Paper | None]:
+        """Find the papers profiles refer to: an arXiv id (any form, any version), another
+        stored key, or an exact title (compared normalized). None for what is not stored."""
+        from .text import normalize_title, parse_arxiv_id
+
+        wanted: dict[str, tuple[str, str]] = {}
+        for ref in refs:
+            parsed = parse_arxiv_id(ref)
+            wanted[ref] = (parsed[0] if parsed else ref.strip(), normalize_title(ref))
+        out: dict[str, Paper | None] = dict.fromkeys(wanted)
+        if not wanted:
+            return out
+        keys = {k for k, _ in wanted.values()}
+        norms = {n for _, n in wanted.values() if n}
+        by_key: dict[str, Paper] = {}
+        by_norm: dict[str, Paper] = {}
+        with self._errors(), self.engine.connect() as conn:
+            for column, values in ((papers.c.key, keys), (papers.c.norm_title, norms)):
+                items = sorted(values)
+                for start in range(0, len(items), 500):
+                    query = sa.select(papers).where(column.in_(items[start : start + 500]))
+                    for row in conn.execute(query.order_by(papers.c.pid)):
+                        paper = row_to_paper(row)
+                        by_key[paper.key] = paper
+                        by_norm.setdefault(row.norm_title, paper)
+        for ref, (key, norm) in wanted.items():
+            out[ref] = by_key.get(key) or by_norm.get(norm)
+        return out
+
+    def papers_by_pid(self, pids: Iterable[int]) -> dict[int, Paper]:
+        wanted = sorted(set(pids))
+        found: dict[int, Paper] = {}
+        with self._errors(), self.engine.connect() as conn:
+            for start in range(0, len(wanted), 500):
+                query = sa.select(papers).where(papers.c.pid.in_(wanted[start : start + 500]))
+                for row in conn.execute(query):
+                    found[row.pid] = row_to_paper(row)
+        return found
+
+    # -- the ledger: reads -------------------------------------------------------------------
+
+    def sent_pids(self, profile: str) -> set[int]:
+        """Every paper ever sent to `profile`, in any format."""
+        with self._errors(), self.engine.connect() as conn:
+            return set(conn.execute(sa.select(sent.c.pid).where(sent.c.profile == profile))
+                       .scalars())
+
+    def sent_pids_many(self, profiles: Sequence[str]) -> dict[str, set[int]]:
+        out: dict[str, set[int]] = {p: set() for p in profiles}
+        with self._errors(), self.engine.connect() as conn:
+            for start in range(0, len(profiles), 500):
+                chunk = list(profiles[start : start + 500])
+                query = sa.select(sent.c.profile, sent.c.pid).where(sent.c.profile.in_(chunk))
+                for name, pid in conn.execute(query):
+                    out[name].add(pid)
+        return out
+
+    def last_covered(self, profiles: Sequence[str]) -> dict[str, dt.date]:
+        """The last announced day covered by each profile's last completed digest
+        (sent or empty); profiles with none are absent."""
+        out: dict[str, dt.date] = {}
+        done = deliveries.c.status.in_(("sent", "empty"))
+        with self._errors(), self.engine.connect() as conn:
+            for start in range(0, len(profiles), 500):
+                chunk = list(profiles[start : start + 500])
+                query = (
+                    sa.select(deliveries.c.profile, sa.func.max(deliveries.c.covered_to))
+                    .where(done, deliveries.c.profile.in_(chunk))
+                    .group_by(deliveries.c.profile)
+                )
+                for name, day in conn.execute(query):
+                    out[name] = dt.date.fromisoformat(day)
+        return out
 
     def validators(self, url: str) -> Validators | None:
         with self._errors(), self.engine.connect() as conn:

@@ -76,7 +76,9 @@ def _math_token(match: re.Match[str]) -> str:
     token = match.group(0)
     if token in "{}$":
         return ""
-    return _island_to_text("$" + token.strip() + "$")
+    text = _island_to_text("$" + token.strip() + "$")
+    # Keep the space that separated a word-like macro from what follows ("n \log n").
+    return text + " " if token[-1].isspace() and text[-1:].isalnum() else text
 
 
 @lru_cache(maxsize=65536)

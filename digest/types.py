@@ -115,3 +115,61 @@ class SourceResult:
             "error": self.error,
             "not_modified": self.not_modified,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Why:
+    """Why a paper was recommended to a profile (or, from `explain`, why not)."""
+
+    #: Name of the interest the paper matched best (``seed papers`` for profile-level seeds).
+    interest: str
+    #: Similarity to that interest before boosts and penalties, 0..1.
+    similarity: float
+    #: Terms that contributed most to the similarity, best first.
+    terms: tuple[str, ...] = ()
+    #: Followed authors of the profile who wrote the paper.
+    authors: tuple[str, ...] = ()
+    #: The most similar seed or liked paper: its key and title, and the similarity.
+    seed_key: str | None = None
+    seed_title: str | None = None
+    seed_similarity: float | None = None
+    #: Avoided terms or disliked papers that pushed the paper down.
+    penalties: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "interest": self.interest,
+            "similarity": round(self.similarity, 4),
+            "terms": list(self.terms),
+            "authors": list(self.authors),
+            "seed": None if self.seed_key is None else {
+                "id": self.seed_key, "title": self.seed_title,
+                "similarity": None if self.seed_similarity is None
+                else round(self.seed_similarity, 4),
+            },
+            "penalties": list(self.penalties),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    """One paper chosen for one profile, with its final score and the reasons."""
+
+    paper: Paper
+    score: float
+    why: Why
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """What one profile gets in one run: its papers, best first (possibly none)."""
+
+    #: Profile name (the YAML file's stem).
+    profile: str
+    #: Identifies the digest in the ledger: the run's day, ``YYYY-MM-DD``.
+    key: str
+    #: The day the digest is for.
+    day: dt.date
+    items: tuple[Recommendation, ...]
+    #: When it was generated (UTC); shown in the email, never inside feeds.
+    generated_at: dt.datetime
