@@ -177,5 +177,86 @@ def _print_results(results: list[SourceResult], as_json: bool, total: int) -> No
     click.echo(f"{total} papers in the store")
 
 
+@main.group("profiles")
+def profiles_group() -> None:
+    """Check profile files."""
+
+
+@profiles_group.command("check")
+@click.argument("paths", nargs=-1, metavar="[PATH...]")
+@click.pass_obj
+def profiles_check(app: App, paths: tuple[str, ...]) -> None:
+    """Validate profiles (default: every profile in the profiles folder).
+
+    Prints each problem as file:line:col: key: what was expected, and warns about seed, liked
+    and disliked papers that are not in the store. Exit status 1 if any profile is invalid.
+    """
+    from .profiles import load_profiles
+
+    found = load_profiles(list(paths) if paths else app.profiles_dir)
+    for error in found.errors:
+        for problem in error.problems:
+            click.echo(problem)
+    refs = {ref: p.name for p in found.profiles for ref in _profile_refs(p)}
+    if refs and _store_exists(app.db_url):
+        try:
+            with app.open_store() as store:
+                resolved = store.resolve_refs(refs)
+        except DigestError as exc:
+            _fail(str(exc))
+        for ref, paper in resolved.items():
+            if paper is None:
+                click.echo(f"{found.paths[refs[ref]]}: warning: paper {ref!r} is not in the "
+                           "store (ingest it, or check the id)")
+    click.echo(f"{len(found.profiles)} valid, {len(found.errors)} invalid", err=True)
+    if found.errors:
+        sys.exit(1)
+
+
+def _profile_refs(profile: Any) -> list[str]:
+    refs = [*profile.seed_papers, *profile.liked, *profile.disliked]
+    for interest in profile.interests:
+        refs.extend(interest.seed_papers)
+    return refs
+
+
+def _store_exists(url: str) -> bool:
+    from sqlalchemy.engine.url import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return True
+    return bool(parsed.database) and Path(str(parsed.database)).exists()
+
+
+@main.command("feedback")
+@click.argument("profile")
+@click.argument("paper_id")
+@click.option("--like/--dislike", "like", default=None, required=True,
+              help="Whether the paper was wanted.")
+@click.pass_obj
+def feedback_command(app: App, profile: str, paper_id: str, like: bool) -> None:
+    """Record that PROFILE liked or disliked PAPER_ID.
+
+    Appends the paper to `liked` or `disliked` in the profile's YAML file, keeping its comments,
+    order and formatting; the next ranking reflects it.
+    """
+    from .profiles import add_feedback, load_profiles
+
+    found = load_profiles(app.profiles_dir)
+    path = found.paths.get(profile)
+    if path is None:
+        known = ", ".join(sorted(found.paths)) or "none"
+        _fail(f"no valid profile named {profile!r} in {app.profiles_dir} (profiles: {known})")
+        return
+    try:
+        changed = add_feedback(path, paper_id, like)
+    except DigestError as exc:
+        _fail(str(exc))
+    verb = "liked" if like else "disliked"
+    click.echo(f"{path}: {paper_id} {verb}" if changed else
+               f"{path}: {paper_id} was already {verb}; nothing changed")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -22,14 +22,22 @@ ID = re.compile(r"\b\d{4}\.\d{4,5}\b")
 def main() -> None:
     corpus = Path(sys.argv[1] if len(sys.argv) > 1 else
                   "../shared/data/arxiv_cs_cv_cl_2025-2026.jsonl.gz")
-    named = set()
-    for profile in Path("profiles").glob("*.yaml"):
-        named.update(ID.findall(profile.read_text(encoding="utf-8")))
+    from digest.profiles import load_profiles
+    from digest.text import normalize_title
+
+    refs: set[str] = set()
+    for profile in load_profiles("profiles").profiles:
+        refs.update(profile.seed_papers, profile.liked, profile.disliked)
+        for interest in profile.interests:
+            refs.update(interest.seed_papers)
+    named = {r for r in refs if ID.fullmatch(r)}
+    titles = {normalize_title(r) for r in refs - named}
     kept = []
     with gzip.open(corpus, "rt", encoding="utf-8") as lines:
         for line in lines:
             record = json.loads(line)
-            if record["date"] in DAYS or record["id"] in named:
+            if (record["date"] in DAYS or record["id"] in named
+                    or (titles and normalize_title(record["title"]) in titles)):
                 record.pop("source", None)
                 kept.append(record)
     out = Path("digest/data/sample.jsonl.gz")
