@@ -321,7 +321,8 @@ class _Merger:
             value = offered[name]
             if value in empty or value == row[name]:
                 continue
-            if name in _TEXT_FIELDS and row[name] and collapse(value) == collapse(row[name]):
+            if (name in _TEXT_FIELDS and value and row[name]
+                    and collapse(value) == collapse(row[name])):
                 continue  # the same text with other line breaks: nothing to store
             if authoritative or row[name] in empty:
                 changed[name] = value

@@ -68,21 +68,38 @@ def _check_offsets(offsets: npt.ArrayLike, n_rows: int) -> IntArray:
     return off
 
 
-def group_means(vectors: sp.spmatrix, offsets: npt.ArrayLike) -> sp.csr_matrix:
+def group_means(
+    vectors: sp.spmatrix,
+    offsets: npt.ArrayLike,
+    *,
+    max_terms: int | None = MAX_QUERY_TERMS,
+    rows: npt.ArrayLike | None = None,
+    chunk: int = 1024,
+) -> sp.csr_matrix:
     """One unit-length centroid per group of rows: the seed centroid of each interest.
 
-    `vectors` holds all seed vectors one after another, `offsets` delimits each interest's
-    seeds. An empty group gives an all-zero row. Done as one sparse product, no Python loop.
+    Group ``g`` is rows ``rows[offsets[g]:offsets[g+1]]`` of `vectors` (`rows` defaults to
+    all rows in order, so seeds can be picked straight out of the corpus matrix without a
+    copy). An empty group gives an all-zero row. Each centroid keeps its `max_terms` heaviest
+    terms (None: all). Sparse products over `chunk` groups at a time: no loop per group, and
+    memory bounded by the chunk.
     """
     vecs = sp.csr_matrix(vectors)
-    off = _check_offsets(offsets, vecs.shape[0])
+    picked = np.arange(vecs.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
+    off = _check_offsets(offsets, len(picked))
     sizes = np.diff(off)
-    owner = np.repeat(np.arange(len(sizes)), sizes)
-    weights = (1.0 / np.maximum(sizes, 1))[owner].astype(np.float32)
-    avg = sp.csr_matrix(
-        (weights, (owner, np.arange(vecs.shape[0]))), shape=(len(sizes), vecs.shape[0])
-    )
-    return prune(avg @ vecs, MAX_QUERY_TERMS)
+    parts = []
+    for g0 in range(0, len(sizes), chunk):
+        g1 = min(g0 + chunk, len(sizes))
+        r0, r1 = int(off[g0]), int(off[g1])
+        owner = np.repeat(np.arange(g1 - g0), sizes[g0:g1])
+        weights = (1.0 / np.maximum(sizes[g0:g1], 1))[owner].astype(np.float32)
+        avg = sp.csr_matrix((weights, (owner, picked[r0:r1])), shape=(g1 - g0, vecs.shape[0]))
+        means = avg @ vecs
+        parts.append(normalize_rows(means) if max_terms is None else prune(means, max_terms))
+    if not parts:
+        return sp.csr_matrix((0, vecs.shape[1]), dtype=np.float32)
+    return sp.csr_matrix(sp.vstack(parts, format="csr"), dtype=np.float32)
 
 
 def prune(queries: sp.spmatrix, max_terms: int) -> sp.csr_matrix:
@@ -91,19 +108,20 @@ def prune(queries: sp.spmatrix, max_terms: int) -> sp.csr_matrix:
     lengths = np.diff(q.indptr)
     long_rows = np.flatnonzero(lengths > max_terms)
     if len(long_rows):
-        # Pad the long rows into a dense (rows x longest) block to find each row's cut with
-        # one partition instead of a loop.
+        # Scatter the long rows into a padded dense block and find every row's cut with one
+        # partition along the rows, instead of a loop over rows.
         width = int(lengths[long_rows].max())
         block = np.full((len(long_rows), width), -np.inf, dtype=np.float32)
-        starts = q.indptr[long_rows]
-        for j in range(width):  # loop over positions, not rows: width is a few thousand at most
-            live = lengths[long_rows] > j
-            block[live, j] = q.data[starts[live] + j]
+        slot = np.repeat(np.arange(len(long_rows)), lengths[long_rows])
+        starts = np.repeat(q.indptr[long_rows], lengths[long_rows])
+        pos = np.arange(len(slot)) - np.repeat(
+            np.cumsum(lengths[long_rows]) - lengths[long_rows], lengths[long_rows]
+        )
+        block[slot, pos] = q.data[starts + pos]
         cut = np.partition(block, width - max_terms, axis=1)[:, width - max_terms]
         thresholds = np.full(q.shape[0], -np.inf, dtype=np.float32)
         thresholds[long_rows] = cut
-        row_of = np.repeat(np.arange(q.shape[0]), lengths)
-        q.data[q.data < thresholds[row_of]] = 0
+        q.data[q.data < np.repeat(thresholds, lengths)] = 0
         q.eliminate_zeros()
     return normalize_rows(q)
 
@@ -169,30 +187,78 @@ def _chunks(off: IntArray, chunk: int) -> list[tuple[int, int]]:
     return out
 
 
+#: Terms most frequent among the papers scored, handled by a dense BLAS product. The common
+#: terms make the sparse product's output dense and cost ~90% of its time; as a dense block
+#: they cost little, and the sparse product keeps only the rare terms (docs/evaluation.md).
+HEAD_TERMS = 256
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedPapers:
+    """A paper matrix laid out for repeated scoring (see `prepare`)."""
+
+    n_papers: int
+    #: Transpose (terms x papers, CSR) with the head terms' rows emptied.
+    tail_t: sp.csr_matrix
+    #: Column ids of the head terms, and a (terms x head) selector picking them out of queries.
+    head: IntArray
+    head_select: sp.csr_matrix
+    #: Head block, dense (head x papers).
+    head_t: FloatArray
+
+
+def prepare(papers: sp.spmatrix, *, head_terms: int = HEAD_TERMS) -> PreparedPapers:
+    """Split `papers` into a dense block of its most frequent terms and a sparse rest."""
+    p = sp.csr_matrix(papers, dtype=np.float32)
+    n_papers, n_terms = p.shape
+    df = np.bincount(p.indices, minlength=n_terms)
+    h = min(head_terms, int((df > 0).sum()))
+    head = np.sort(np.argpartition(-df, h - 1)[:h]) if h else np.zeros(0, dtype=np.int64)
+    head = head.astype(np.int64)
+    pt = p.T.tocsr()
+    head_t = np.asarray(pt[head].todense(), dtype=np.float32)
+    keep = np.ones(n_terms, dtype=np.float32)
+    keep[head] = 0
+    tail_t = sp.csr_matrix(sp.diags(keep) @ pt, dtype=np.float32)
+    tail_t.eliminate_zeros()
+    select = sp.csr_matrix(
+        (np.ones(h, dtype=np.float32), (head, np.arange(h))), shape=(n_terms, h)
+    )
+    return PreparedPapers(n_papers, tail_t, head, select, head_t)
+
+
+def similarities(queries: sp.spmatrix, papers: PreparedPapers) -> FloatArray:
+    """Dense (queries x papers) cosine block: sparse product for rare terms, BLAS for the head."""
+    q = sp.csr_matrix(queries, dtype=np.float32)
+    out = np.asarray((q @ papers.tail_t).todense(), dtype=np.float32)
+    if len(papers.head):
+        out += np.asarray((q @ papers.head_select).todense(), dtype=np.float32) @ papers.head_t
+    return out
+
+
 def score(
     queries: sp.spmatrix,
-    papers: sp.spmatrix,
+    papers: sp.spmatrix | PreparedPapers,
     *,
     offsets: npt.ArrayLike | None = None,
     weights: npt.ArrayLike | None = None,
     top_k: int = 50,
     chunk: int = 1024,
-    papers_t: sp.csr_matrix | None = None,
 ) -> TopK:
     """Top-k papers per group of query rows, by the best weighted cosine within the group.
 
     `offsets` groups the rows (default: each row alone); `weights` scales each row's scores
     (default 1). `chunk` bounds the query rows multiplied at once, so memory is about
-    ``chunk * n_papers * 4`` bytes whatever the number of queries. Pass `papers_t` (the
-    transpose of `papers` as CSR) when scoring several batches against the same papers.
+    ``chunk * n_papers * 4`` bytes whatever the number of queries. Pass `prepare(papers)`
+    when scoring several batches against the same papers.
     """
     q = sp.csr_matrix(queries, dtype=np.float32)
-    n_rows, n_papers = q.shape[0], papers.shape[0]
+    prepared = papers if isinstance(papers, PreparedPapers) else prepare(papers)
+    n_rows, n_papers = q.shape[0], prepared.n_papers
     off = _check_offsets(np.arange(n_rows + 1) if offsets is None else offsets, n_rows)
     w = None if weights is None else np.asarray(weights, dtype=np.float32).reshape(-1, 1)
     if w is not None and len(w) != n_rows:
         raise ValueError(f"weights has {len(w)} entries for {n_rows} query rows")
-    pt = sp.csr_matrix(papers, dtype=np.float32).T.tocsr() if papers_t is None else papers_t
     n_groups = len(off) - 1
     k = min(top_k, n_papers)
     idx = np.full((n_groups, top_k), -1, dtype=np.int64)
@@ -201,7 +267,7 @@ def score(
         return TopK(idx, val)
     for g0, g1 in _chunks(off, chunk):
         r0, r1 = int(off[g0]), int(off[g1])
-        block = np.asarray((q[r0:r1] @ pt).todense(), dtype=np.float32)
+        block = similarities(q[r0:r1], prepared)
         if w is not None:
             block *= w[r0:r1]
         sizes = np.diff(off[g0 : g1 + 1])
