@@ -22,3 +22,7 @@ def shared_dir() -> Path:
 @pytest.fixture
 def data_dir() -> Path:
     return DATA
+
+
+# A real SMTP server on loopback (aiosmtpd), scriptable per test: see tests/smtp_server.py.
+from smtp_server import smtp_server  # noqa: E402, F401

@@ -1,0 +1,501 @@
+"""Rendering a digest: an HTML email with its plain-text part, a markdown page, RSS and Atom.
+
+Everything is drawn by Jinja2 templates. The shipped ones live in ``templates/``; a user's own
+directory, when given, is searched first, so a file named like a shipped one replaces it, and
+``{% extends "shipped/email.html" %}`` builds on the original. HTML and XML templates are
+autoescaped; ``.md`` and ``.txt`` ones are not, and use the ``md`` / ``md_math`` filters to
+escape markdown. Templates see these names:
+
+``digest``, ``profile``, ``site_name``, ``subject``, ``preheader``, ``items`` (a list of
+`Item`, best first; empty for a "nothing new" note), ``empty``, ``omitted`` (papers left
+out to keep the email small), ``day`` and ``generated`` (text), ``interests`` (names),
+``view_url``, ``unsubscribe_url``, ``rss_url``, ``atom_url`` (each None without a public
+base URL). ``feed_entry.html`` sees ``item`` and ``site_name``.
+
+What comes from a paper or a profile is data, never markup: strings are escaped for their
+format and links are kept only when they are http(s).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.resources
+import re
+import types
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import quote, urlsplit
+
+import css_inline
+from jinja2 import (
+    BaseLoader,
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    PrefixLoader,
+    StrictUndefined,
+    TemplateNotFound,
+    TemplateSyntaxError,
+    select_autoescape,
+)
+
+from digest.errors import DigestError
+from digest.profiles import Profile
+from digest.text import clean, collapse
+from digest.types import Digest, Paper, Why
+
+__all__ = [
+    "NO_LINKS",
+    "FeedItem",
+    "Item",
+    "Links",
+    "RenderedEmail",
+    "Renderer",
+    "escape_markdown",
+    "markdown_url",
+    "markdown_with_math",
+    "shipped_templates_dir",
+]
+
+#: Abstracts longer than this are cut (on a word boundary) in the email and its text part.
+ABSTRACT_CHARS = 600
+#: Subjects are kept under this length; topics that do not fit are left out.
+SUBJECT_CHARS = 120
+PREHEADER_CHARS = 140
+#: The HTML email is kept under this size (Gmail clips at about 102 KB) by leaving papers out.
+EMAIL_BYTES = 95_000
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def shipped_templates_dir() -> Path:
+    """The directory of the shipped templates.
+
+    In a checkout they sit beside the package (``templates/`` at the repository root); an
+    installed package carries them as package data (``digest/templates``). A directory counts
+    only if it holds ``email.html``, so an unrelated ``site-packages/templates`` is ignored.
+    """
+    beside = Path(__file__).resolve().parent.parent / "templates"
+    if (beside / "email.html").is_file():
+        return beside
+    packaged = importlib.resources.files("digest") / "templates"
+    if isinstance(packaged, Path) and (packaged / "email.html").is_file():
+        return packaged
+    raise DigestError(f"the shipped templates are missing: looked in {beside} and {packaged}")
+
+
+@dataclass(frozen=True)
+class Links:
+    """Where the links in a digest point. Without a public base URL and a token maker there
+    are no feedback, unsubscribe, browser or feed links, and every method returns None."""
+
+    #: Public base URL of the digest server, e.g. ``https://digest.example.org``.
+    base_url: str | None
+    #: Profile name -> unguessable token that authorizes its links.
+    token: Callable[[str], str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.base_url and urlsplit(self.base_url).scheme not in ("http", "https"):
+            raise ValueError(f"base_url must be an absolute http(s) URL, not {self.base_url!r}")
+
+    def _url(self, kind: str, profile: str) -> str | None:
+        if not self.base_url or self.token is None:
+            return None
+        return f"{self.base_url.rstrip('/')}/{kind}/{quote(self.token(profile), safe='')}"
+
+    def feedback(
+        self, profile: str, paper_key: str, vote: Literal["like", "dislike"]
+    ) -> str | None:
+        url = self._url("feedback", profile)
+        return None if url is None else f"{url}?paper={quote(paper_key, safe='')}&v={vote}"
+
+    def unsubscribe(self, profile: str) -> str | None:
+        return self._url("unsubscribe", profile)
+
+    def view(self, profile: str, digest_key: str) -> str | None:
+        url = self._url("digests", profile)
+        return None if url is None else f"{url}/{quote(digest_key, safe='')}"
+
+    def feed(self, profile: str, fmt: Literal["rss", "atom"]) -> str | None:
+        url = self._url("feeds", profile)
+        return None if url is None else f"{url}/feed.{fmt}"
+
+
+NO_LINKS = Links(None)
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    #: The text/plain part.
+    text: str
+    #: The text/html part, CSS inlined.
+    html: str
+    #: The preview line mail clients show after the subject (hidden in the HTML body).
+    preheader: str
+
+
+@dataclass(frozen=True)
+class FeedItem:
+    """A paper a profile was sent, for its feeds."""
+
+    paper: Paper
+    #: When it was sent (timezone-aware); the feed shows it as the entry's date.
+    sent_at: dt.datetime
+    why: Why | None = None
+
+
+@dataclass(frozen=True)
+class Item:
+    """One paper as the templates see it: display-ready text, safe links."""
+
+    number: int
+    paper: Paper
+    score: float | None
+    why: Why | None
+    #: Title and abstract as plain text (LaTeX as Unicode); `abstract` is cut when long.
+    title: str
+    abstract: str
+    truncated: bool
+    abstract_full: str
+    #: Title and abstract with ``$...$`` math kept (for markdown, via ``md_math``).
+    title_tex: str
+    abstract_tex: str
+    url: str | None
+    pdf_url: str | None
+    #: First three authors and "et al." when there are more than four.
+    authors: str
+    categories: tuple[str, ...]
+    #: Day of announcement, ``YYYY-MM-DD`` (or of first sight).
+    date: str
+    interest: str | None
+    terms: tuple[str, ...]
+    followed: tuple[str, ...]
+    #: The most similar seed or liked paper, when the reason was one.
+    seed_title: str | None
+    like_url: str | None
+    dislike_url: str | None
+
+
+class Renderer:
+    """Renders digests with the shipped templates, or a user's directory of overrides."""
+
+    def __init__(
+        self,
+        *,
+        templates_dir: str | Path | None = None,
+        links: Links = NO_LINKS,
+        site_name: str = "digest",
+    ) -> None:
+        shipped = FileSystemLoader(shipped_templates_dir())
+        loaders: list[BaseLoader] = []
+        if templates_dir is not None:
+            if not Path(templates_dir).is_dir():
+                raise DigestError(f"{templates_dir}: the template directory does not exist")
+            loaders.append(FileSystemLoader(templates_dir))
+        loaders += [shipped, PrefixLoader({"shipped": shipped})]
+        loader = ChoiceLoader(loaders)
+        common: dict[str, Any] = {
+            "loader": loader,
+            "undefined": StrictUndefined,
+            "trim_blocks": True,
+            "lstrip_blocks": True,
+            "keep_trailing_newline": True,
+        }
+        self._html = Environment(autoescape=select_autoescape(["html", "xml"]), **common)
+        self._text = Environment(autoescape=False, **common)
+        self._text.filters["md"] = escape_markdown
+        self._text.filters["md_math"] = markdown_with_math
+        self._text.filters["md_url"] = markdown_url
+        self.links = links
+        self.site_name = display_text(site_name)
+        self._inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
+
+    # -- digests --------------------------------------------------------------------------------
+
+    def email(self, digest: Digest, profile: Profile) -> RenderedEmail:
+        """The email for a digest: subject, text and HTML parts. An empty digest gives the
+        "nothing new" note (whether to send it is the caller's call: `Profile.send_empty`)."""
+        context = self._context(digest, profile)
+        html = self._inliner.inline(self._render("email.html", context))
+        everything = context["items"]
+        # Gmail clips messages over about 102 KB: drop papers from the end until it fits.
+        while len(html.encode("utf-8")) > EMAIL_BYTES and len(context["items"]) > 1:
+            size = len(html.encode("utf-8"))
+            shown = min(len(context["items"]) - 1, int(len(context["items"]) * EMAIL_BYTES / size))
+            context["items"] = everything[: max(shown, 1)]
+            context["omitted"] = len(everything) - len(context["items"])
+            html = self._inliner.inline(self._render("email.html", context))
+        text = self._render("email.txt", context)
+        return RenderedEmail(context["subject"], text, html, context["preheader"])
+
+    def markdown(self, digest: Digest, profile: Profile) -> str:
+        """The digest as a markdown page, readable on GitHub (math kept as ``$...$``)."""
+        return self._render("digest.md", self._context(digest, profile))
+
+    def feeds(
+        self,
+        profile: Profile,
+        items: Sequence[FeedItem],
+        *,
+        window_days: int = 30,
+        max_items: int = 100,
+        now: dt.datetime,
+    ) -> tuple[bytes, bytes]:
+        """RSS 2.0 and Atom for what the profile was sent in the last `window_days` (at most
+        `max_items`, newest first). `now` only picks the window: the same items give the
+        same bytes whenever they are rendered."""
+        # render_feeds builds on this module, so it is imported when first needed.
+        from digest.render_feeds import build_feeds
+
+        return build_feeds(
+            self, profile, items, window_days=window_days, max_items=max_items, now=now
+        )
+
+    def feed_entry_html(self, item: Item) -> str:
+        """The HTML body of one feed entry (template ``feed_entry.html``)."""
+        return self._render("feed_entry.html", {"item": item, "site_name": self.site_name})
+
+    def item(
+        self, number: int, paper: Paper, why: Why | None, score: float | None, profile: str
+    ) -> Item:
+        title = display_text(paper.title) or paper.key
+        abstract_full = display_text(paper.abstract)
+        abstract, truncated = _truncate(abstract_full, ABSTRACT_CHARS)
+        url = safe_url(paper.abs_url)
+        pdf = f"https://arxiv.org/pdf/{paper.arxiv_id}" if paper.arxiv_id else None
+        return Item(
+            number=number,
+            paper=paper,
+            score=score,
+            why=why,
+            title=title,
+            abstract=abstract,
+            truncated=truncated,
+            abstract_full=abstract_full,
+            title_tex=display_text(_keep_math(paper.title_raw, paper.title)) or title,
+            abstract_tex=display_text(_keep_math(paper.abstract_raw, paper.abstract)),
+            url=url,
+            pdf_url=pdf,
+            authors=display_text(short_authors(paper.authors)),
+            categories=tuple(display_text(c) for c in paper.categories),
+            date=(paper.announced or paper.first_seen.date()).isoformat(),
+            interest=display_text(why.interest) if why else None,
+            terms=tuple(display_text(t) for t in why.terms[:5]) if why else (),
+            followed=tuple(display_text(a) for a in why.authors) if why else (),
+            seed_title=display_text(why.seed_title) if why and why.seed_title else None,
+            like_url=self.links.feedback(profile, paper.key, "like"),
+            dislike_url=self.links.feedback(profile, paper.key, "dislike"),
+        )
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _context(self, digest: Digest, profile: Profile) -> dict[str, Any]:
+        items = [
+            self.item(n, rec.paper, rec.why, rec.score, profile.name)
+            for n, rec in enumerate(digest.items, 1)
+        ]
+        generated = digest.generated_at.astimezone(dt.UTC)
+        return {
+            "digest": digest,
+            "profile": profile,
+            "site_name": self.site_name,
+            "items": items,
+            "empty": not items,
+            "omitted": 0,  # papers left out of the email to keep it under EMAIL_BYTES
+            "subject": _subject(digest.day, items),
+            "preheader": _preheader(items, profile),
+            "day": _day_text(digest.day),
+            "generated": f"{generated:%Y-%m-%d %H:%M} UTC",
+            "interests": [display_text(i.name) for i in profile.interests],
+            "view_url": self.links.view(profile.name, digest.key),
+            "unsubscribe_url": self.links.unsubscribe(profile.name),
+            "rss_url": self.links.feed(profile.name, "rss"),
+            "atom_url": self.links.feed(profile.name, "atom"),
+        }
+
+    def _render(self, name: str, context: dict[str, Any]) -> str:
+        env = self._html if name.endswith((".html", ".xml")) else self._text
+        try:
+            return env.get_template(name).render(context)
+        except TemplateSyntaxError as exc:
+            raise DigestError(f"{exc.filename or name}:{exc.lineno}: {exc.message}") from exc
+        except TemplateNotFound as exc:
+            raise DigestError(f"{exc.name}: template not found") from exc
+        except Exception as exc:  # a user's template can fail in any way a Jinja expression can
+            raise DigestError(f"{_where(exc.__traceback__, name)}: {exc}") from exc
+
+
+def _where(tb: types.TracebackType | None, name: str) -> str:
+    """``file:line`` of the innermost template frame (Jinja rewrites tracebacks so template
+    frames carry the template's file name and line)."""
+    where = name
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if not filename.endswith(".py") and not filename.startswith("<"):
+            where = f"{filename}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return where
+
+
+# -- text ----------------------------------------------------------------------------------------
+
+# Control characters other than tab and newline, and what XML 1.0 cannot hold at all.
+_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_BIDI_OPEN = {
+    "\u202a": "\u202c",
+    "\u202b": "\u202c",
+    "\u202d": "\u202c",
+    "\u202e": "\u202c",
+    "\u2066": "\u2069",
+    "\u2067": "\u2069",
+    "\u2068": "\u2069",
+}
+_BIDI_CLOSE = {"\u202c", "\u2069"}
+
+
+def display_text(text: str) -> str:
+    """Text fit to show anywhere: no control characters, one line, and any right-to-left
+    override it opens closed at its end, so it cannot reverse what follows it."""
+    text = collapse(_UNSAFE.sub("", text))
+    stack: list[str] = []
+    for ch in text:
+        if ch in _BIDI_OPEN:
+            stack.append(_BIDI_OPEN[ch])
+        elif ch in _BIDI_CLOSE and stack:
+            stack.pop()
+    return text + "".join(reversed(stack))
+
+
+def safe_url(url: str | None) -> str | None:
+    """`url` if it is an absolute http(s) URL (what a source gave may be anything)."""
+    if not url:
+        return None
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return None
+    if _UNSAFE.search(url) or any(ch.isspace() for ch in url):
+        return quote(_UNSAFE.sub("", url), safe=":/?#[]@!$&'()*+,;=%~")
+    return url
+
+
+def short_authors(authors: Sequence[str]) -> str:
+    """``A, B, C et al.`` for more than four authors, all of them otherwise."""
+    if len(authors) > 4:
+        return ", ".join(authors[:3]) + " et al."
+    return ", ".join(authors)
+
+
+def _truncate(text: str, limit: int) -> tuple[str, bool]:
+    if len(text) <= limit:
+        return text, False
+    cut = text[:limit]
+    space = cut.rfind(" ")
+    if space > limit * 0.6:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:-–—([") + "…", True
+
+
+def _day_text(day: dt.date) -> str:
+    # Not strftime: %a and %b follow the process locale.
+    return f"{_DAYS[day.weekday()]} {day.day} {_MONTHS[day.month - 1]}"
+
+
+def _subject(day: dt.date, items: Sequence[Item]) -> str:
+    head = f"Your digest for {_day_text(day)}: "
+    if not items:
+        return head + "nothing new"
+    subject = head + (f"{len(items)} new paper" + ("s" if len(items) != 1 else ""))
+    topics = list(dict.fromkeys(i.interest for i in items if i.interest))
+    shown: list[str] = []
+    for n, topic in enumerate(topics, 1):
+        more = ", …" if n < len(topics) else ""
+        if len(f"{subject} on {', '.join([*shown, topic])}{more}") > SUBJECT_CHARS:
+            break
+        shown.append(topic)
+    if shown:
+        subject += " on " + ", ".join(shown) + (", …" if len(shown) < len(topics) else "")
+    return subject
+
+
+def _preheader(items: Sequence[Item], profile: Profile) -> str:
+    if not items:
+        return f"Nothing new scored above {profile.min_score:g} for {profile.name} this time."
+    text = "Top pick: " + items[0].title
+    if len(items) > 1:
+        text += f" — and {len(items) - 1} more"
+    return text if len(text) <= PREHEADER_CHARS else text[: PREHEADER_CHARS - 1] + "…"
+
+
+# -- markdown ------------------------------------------------------------------------------------
+
+# Inline or display math in a raw title or abstract (not an escaped dollar).
+_MATH = re.compile(r"\$\$[^$]{1,400}?\$\$|(?<![\\$])\$[^$\s](?:[^$]{0,298}?[^$\s\\])?\$(?!\$)")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~$])")
+# What begins a heading, a list item or a setext underline at the start of a line.
+_MD_BLOCK_START = re.compile(r"^(\s*)(?:(\d+)([.)])(?=\s|$)|([#+=-]))")
+
+
+def _keep_math(raw: str, cleaned: str) -> str:
+    """The raw text with its ``$...$`` math kept and the rest cleaned as `clean` does;
+    the cleaned text when the raw one has no math."""
+    if not raw or "$" not in raw:
+        return cleaned
+    parts: list[str] = []
+    last = 0
+    for match in _MATH.finditer(raw):
+        parts += [_clean_inner(raw[last : match.start()]), collapse(match.group(0))]
+        last = match.end()
+    parts.append(_clean_inner(raw[last:]))
+    return collapse("".join(parts))
+
+
+def _clean_inner(segment: str) -> str:
+    """`clean`, keeping one space at either edge where there was white space."""
+    core = clean(segment)
+    if not core:
+        return " " if segment else ""
+    return (" " if segment[0].isspace() else "") + core + (" " if segment[-1].isspace() else "")
+
+
+def escape_markdown(text: str, *, line_start: bool = True) -> str:
+    """`text` as markdown that renders as exactly that text (GitHub-flavoured). With
+    `line_start`, what would begin a heading or a list there is escaped too."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = _MD_SPECIAL.sub(r"\\\1", text)
+    if not line_start:
+        return text
+    return _MD_BLOCK_START.sub(_escape_block_start, text, count=1)
+
+
+def _escape_block_start(m: re.Match[str]) -> str:
+    return m[1] + (f"{m[2]}\\{m[3]}" if m[2] else f"\\{m[4]}")
+
+
+def markdown_url(url: str) -> str:
+    """A URL that can stand in a markdown link's parentheses."""
+    return re.sub(r"[()<>\s]", lambda m: f"%{ord(m[0]):02X}", url)
+
+
+def markdown_with_math(text: str) -> str:
+    """Like `escape_markdown`, but ``$...$`` math is kept for GitHub to typeset. Inside math,
+    what markdown or HTML would read as markup is rewritten into equivalent LaTeX."""
+    out: list[str] = []
+    last = 0
+    for match in _MATH.finditer(text):
+        out += [
+            escape_markdown(text[last : match.start()], line_start=not out),
+            _safe_math(match.group(0)),
+        ]
+        last = match.end()
+    out.append(escape_markdown(text[last:], line_start=not out))
+    return "".join(out)
+
+
+def _safe_math(math: str) -> str:
+    # \lt, \gt and an empty group render the same and are not HTML or a link.
+    math = math.replace("<", r"\lt ").replace(">", r"\gt ")
+    return math.replace("](", "]{}(").replace("`", "'")
