@@ -13,9 +13,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $@
 
-## demo: ingest the bundled sample papers into out/digest.sqlite and print the summary
+## demo: ingest the bundled sample papers, then rank, render and deliver digests for the
+## example profiles (the sample's last day is 2026-07-01): .eml, .md and feeds under out/
 demo: $(VENV)/.installed
 	$(BIN)/digest ingest sample
+	$(BIN)/digest run --date 2026-07-01
 
 ## lint: ruff and mypy (strict) over the package, tests and benchmarks
 lint: $(VENV)/.installed

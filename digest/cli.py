@@ -11,7 +11,6 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -19,12 +18,11 @@ from typing import Any
 import click
 
 from . import __version__
-from .config import Config, load_config
+from .app import DigestApp
+from .config import load_config
 from .errors import ConfigError, DigestError
-from .http import HttpClient
-from .ingest import IngestContext, Source, ingest
+from .ingest import Source
 from .sources.resolve import FORMATS, FileSource, resolve
-from .store import Store
 from .types import SourceResult
 
 #: The bundled sample of real papers, so the demo runs without ../shared.
@@ -33,18 +31,6 @@ SAMPLE = "sample"
 
 def sample_path() -> str:
     return str(resources.files("digest") / "data" / "sample.jsonl.gz")
-
-
-@dataclass
-class App:
-    """What every command shares: configuration, and where the store is."""
-
-    config: Config
-    db_url: str
-    profiles_dir: str
-
-    def open_store(self) -> Store:
-        return Store.open(self.db_url)
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -73,7 +59,7 @@ def main(ctx: click.Context, db_url: str | None, config_path: str | None,
         config = load_config(config_path)
     except ConfigError as exc:
         _fail(str(exc))
-    ctx.obj = App(config, db_url or config.database, profiles_dir or config.profiles_dir)
+    ctx.obj = DigestApp(config, db_url or config.database, profiles_dir or config.profiles_dir)
 
 
 @contextmanager
@@ -102,7 +88,7 @@ def _progress(enabled: bool) -> Iterator[Any]:
                    "to the latest such day not after it; undated papers are announced on it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.pass_obj
-def ingest_command(app: App, sources: tuple[str, ...], fmt: str | None,
+def ingest_command(app: DigestApp, sources: tuple[str, ...], fmt: str | None,
                    day: dt.datetime | None, as_json: bool) -> None:
     """Read new papers from each SOURCE into the store.
 
@@ -119,8 +105,7 @@ def ingest_command(app: App, sources: tuple[str, ...], fmt: str | None,
     Each source is stored whole or not at all. Bad records are reported with their line and
     skipped. Exit status 1 when anything was rejected or a source failed.
     """
-    now = dt.datetime.now(dt.UTC)
-    today = day.date() if day else now.date()
+    today = day.date() if day else app.clock().date()
     resolved: list[Source] = []
     for spec in sources:
         try:
@@ -130,11 +115,8 @@ def ingest_command(app: App, sources: tuple[str, ...], fmt: str | None,
                 resolved.append(resolve(spec, today=today, fmt=fmt))
         except ValueError as exc:
             _fail(str(exc), 2)
-    http = HttpClient(contact=app.config.http.contact, timeout=app.config.http.timeout,
-                      max_retries=app.config.http.retries)
     try:
-        with app.open_store() as store, http, _progress(not as_json) as bar:
-            ctx = IngestContext(now=now, today=today, http=http, store=store)
+        with _progress(not as_json) as bar:
             tasks: dict[str, Any] = {}
 
             def on_progress(source: Source, papers: int, done: int | None,
@@ -145,7 +127,8 @@ def ingest_command(app: App, sources: tuple[str, ...], fmt: str | None,
                     tasks[source.name] = bar.add_task(source.name, total=total, papers=0)
                 bar.update(tasks[source.name], completed=done or 0, papers=papers)
 
-            results = ingest(store, resolved, ctx, progress=on_progress)
+            results = app.ingest(resolved, today=today, progress=on_progress)
+        with app.open_store() as store:
             info = store.info()
     except DigestError as exc:
         _fail(str(exc))
@@ -177,6 +160,165 @@ def _print_results(results: list[SourceResult], as_json: bool, total: int) -> No
     click.echo(f"{total} papers in the store")
 
 
+def _load_profiles(app: DigestApp, names: tuple[str, ...]) -> list[Any]:
+    """The named profiles (all without names); invalid ones are reported on stderr."""
+    try:
+        found = app.profiles(names)
+    except DigestError as exc:
+        _fail(str(exc), 2)
+        raise  # unreachable
+    for error in found.errors:
+        for problem in error.problems:
+            click.echo(f"invalid profile: {problem}", err=True)
+    return list(found.profiles)
+
+
+_DAY = click.DateTime(["%Y-%m-%d"])
+
+
+@main.command("rank")
+@click.argument("names", nargs=-1, metavar="[PROFILE...]")
+@click.option("--since", type=_DAY, metavar="YYYY-MM-DD",
+              help="Rank every paper announced on or after this day, whatever was delivered "
+                   "before (papers already sent stay excluded).")
+@click.option("--until", type=_DAY, metavar="YYYY-MM-DD",
+              help="Rank as if today were this day [default: today].")
+@click.option("--top", type=click.IntRange(1, 1000), metavar="K",
+              help="Show K papers, overriding max_papers and ignoring min_score.")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per profile per line: {profile, papers: [{id, title, "
+                   "score, why}]}.")
+@click.pass_obj
+def rank_command(app: DigestApp, names: tuple[str, ...], since: dt.datetime | None,
+                 until: dt.datetime | None, top: int | None, as_json: bool) -> None:
+    """Rank new papers for each PROFILE (default: every profile), best first.
+
+    Never writes the ledger or the profiles. Exit status 1 if a profile is invalid.
+    """
+    from .recommend import rank_json
+
+    profiles = _load_profiles(app, names)
+    try:
+        rankings = app.rank(profiles, until=until.date() if until else None,
+                            since=since.date() if since else None, top=top)
+    except DigestError as exc:
+        _fail(str(exc))
+        return
+    for ranking in rankings:
+        for warning in ranking.warnings:
+            click.echo(f"warning: {ranking.profile}: {warning}", err=True)
+        if as_json:
+            click.echo(json.dumps(rank_json(ranking), ensure_ascii=False))
+            continue
+        click.echo(f"== {ranking.profile}: {len(ranking.items)} of {ranking.considered} "
+                   "candidates")
+        for n, rec in enumerate(ranking.items, start=1):
+            why = rec.why
+            reason = f"{why.interest}: {', '.join(why.terms[:4])}" if why.terms else why.interest
+            if why.authors:
+                reason += f"; by {', '.join(why.authors)}"
+            click.echo(f"{n:>3}. {rec.score:5.3f}  {rec.paper.key:<12} {rec.paper.title}")
+            click.echo(f"      {reason}")
+    if len(profiles) < len(names) or _has_invalid(app, names):
+        sys.exit(1)
+
+
+def _has_invalid(app: DigestApp, names: tuple[str, ...]) -> bool:
+    try:
+        return bool(app.profiles(names).errors)
+    except DigestError:
+        return True
+
+
+@main.command("run")
+@click.argument("names", nargs=-1, metavar="[PROFILE...]")
+@click.option("--date", "day", type=_DAY, metavar="YYYY-MM-DD",
+              help="Run as if today were this day: papers announced up to it, since each "
+                   "profile's last delivery.")
+@click.option("--dry-run", is_flag=True,
+              help="Render everything under out/<profile>/dry-run/; send and record nothing.")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per profile per line: {profile, status, papers, "
+                   "message_id, files, error}.")
+@click.pass_obj
+def run_command(app: DigestApp, names: tuple[str, ...], day: dt.datetime | None,
+                dry_run: bool, as_json: bool) -> None:
+    """Build, render and deliver the due digests (default: every profile).
+
+    Email goes over SMTP when [smtp] is configured, else to .eml files under out/<profile>/;
+    markdown digests and RSS/Atom feeds are written there too. A paper never reaches the same
+    profile twice. Exit status 1 if any profile failed or is invalid.
+    """
+    profiles = _load_profiles(app, names)
+    try:
+        results = app.run(profiles, day=day.date() if day else None, dry_run=dry_run)
+    except DigestError as exc:
+        _fail(str(exc))
+        return
+    for result in results:
+        if as_json:
+            click.echo(json.dumps(result.as_dict(), ensure_ascii=False))
+            continue
+        line = f"{result.profile}: {result.status}"
+        if result.papers:
+            line += f", {len(result.papers)} papers"
+        if result.error:
+            line += f" ({result.error})"
+        click.echo(line)
+        for path in result.files:
+            click.echo(f"    {path}")
+    if any(r.status == "failed" for r in results) or _has_invalid(app, names):
+        sys.exit(1)
+
+
+@main.command("preview")
+@click.argument("name", metavar="PROFILE")
+@click.option("--date", "day", type=_DAY, metavar="YYYY-MM-DD", help="As if today were this day.")
+@click.pass_obj
+def preview_command(app: DigestApp, name: str, day: dt.datetime | None) -> None:
+    """Write the HTML email PROFILE would get now, and print its path (nothing is sent)."""
+    from .deliver import write_atomically
+    from .types import Digest
+
+    (profile,) = _load_profiles(app, (name,)) or [None]
+    if profile is None:
+        _fail(f"profile {name!r} is invalid")
+        return
+    when = day.date() if day else app.clock().date()
+    try:
+        (ranking,) = app.rank([profile], until=when)
+        digest = Digest(profile.name, when.isoformat(), when, tuple(ranking.items), app.clock())
+        html = app.renderer().email(digest, profile).html
+        path = app.out_dir / profile.name / "preview.html"
+        write_atomically(path, html.encode("utf-8"))
+    except (DigestError, OSError) as exc:
+        _fail(str(exc))
+        return
+    click.echo(str(path))
+
+
+@main.group("model")
+def model_group() -> None:
+    """The text model the ranking uses."""
+
+
+@model_group.command("refit")
+@click.pass_obj
+def model_refit(app: DigestApp) -> None:
+    """Fit the TF-IDF model again on every paper in the store, now.
+
+    Otherwise it is refitted by itself when the store has grown by 20% since the last fit, or
+    the model is 30 days old.
+    """
+    try:
+        with app.open_store() as store:
+            loaded = app.model(store, force=True)
+    except DigestError as exc:
+        _fail(str(exc))
+        return
+    click.echo(f"fitted on {loaded.model.n_docs} papers, {loaded.model.n_features} terms")
+
+
 @main.group("profiles")
 def profiles_group() -> None:
     """Check profile files."""
@@ -185,7 +327,7 @@ def profiles_group() -> None:
 @profiles_group.command("check")
 @click.argument("paths", nargs=-1, metavar="[PATH...]")
 @click.pass_obj
-def profiles_check(app: App, paths: tuple[str, ...]) -> None:
+def profiles_check(app: DigestApp, paths: tuple[str, ...]) -> None:
     """Validate profiles (default: every profile in the profiles folder).
 
     Prints each problem as file:line:col: key: what was expected, and warns about seed, liked
@@ -235,7 +377,7 @@ def _store_exists(url: str) -> bool:
 @click.option("--like/--dislike", "like", default=None, required=True,
               help="Whether the paper was wanted.")
 @click.pass_obj
-def feedback_command(app: App, profile: str, paper_id: str, like: bool) -> None:
+def feedback_command(app: DigestApp, profile: str, paper_id: str, like: bool) -> None:
     """Record that PROFILE liked or disliked PAPER_ID.
 
     Appends the paper to `liked` or `disliked` in the profile's YAML file, keeping its comments,

@@ -10,7 +10,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -21,7 +21,7 @@ DEFAULT_FILE = "digest.toml"
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class HttpConfig(_Section):
@@ -35,6 +35,54 @@ class HttpConfig(_Section):
     retries: int = Field(4, ge=0, le=10, description="Retries of a 429/5xx or network error.")
 
 
+class SmtpConfig(_Section):
+    """Where email goes. Without an [smtp] section, messages are written as .eml files."""
+
+    host: str = Field(description="SMTP server host name.")
+    port: int = Field(587, ge=1, le=65535, description="587 for STARTTLS, 465 for SSL.")
+    security: Literal["starttls", "ssl", "none"] = Field(
+        "starttls", description="starttls, ssl, or none (only for a local relay)."
+    )
+    user: str | None = Field(None, description="Login name; the password is read from the "
+                                                "environment variable named by password_env.")
+    password_env: str = Field("DIGEST_SMTP_PASSWORD", description="Environment variable "
+                                                                  "holding the SMTP password.")
+    timeout: float = Field(30.0, gt=0, le=600, description="Seconds per SMTP operation.")
+    retries: int = Field(3, ge=0, le=10, description="Retries of temporary failures (4xx, "
+                                                     "dropped connections).")
+
+
+class EmailConfig(_Section):
+    """How digests present themselves as email."""
+
+    sender: str = Field("digest <digest@localhost>", alias="from",
+                        description="From address of every digest.")
+    list_id: str = Field("digest.localhost", description="List-Id: one mailing list per site.")
+    unsubscribe_mailto: str | None = Field(
+        None, description="Address for mail-based unsubscribe (List-Unsubscribe mailto:)."
+    )
+
+
+class ServerConfig(_Section):
+    """The public side: links in emails, feeds, one-click unsubscribe (``digest serve``)."""
+
+    public_url: str | None = Field(
+        None, description="Base URL where `digest serve` is reachable, e.g. "
+                          "https://digest.example.org; without it emails carry no links to it."
+    )
+    secret_env: str = Field("DIGEST_SECRET", description="Environment variable holding the "
+                                                          "secret that signs link tokens.")
+    host: str = Field("127.0.0.1", description="Address `digest serve` listens on.")
+    port: int = Field(8080, ge=1, le=65535, description="Port `digest serve` listens on.")
+
+
+class FeedConfig(_Section):
+    """The RSS/Atom feed of what each profile was sent."""
+
+    window_days: int = Field(30, ge=1, le=3650, description="Days of digests a feed keeps.")
+    max_items: int = Field(100, ge=1, le=10000, description="Items a feed keeps at most.")
+
+
 class Config(_Section):
     """The whole file. Paths are relative to the directory digest runs in."""
 
@@ -44,7 +92,19 @@ class Config(_Section):
     templates_dir: str | None = Field(
         None, description="A folder of templates that override the shipped ones."
     )
+    first_digest_days: int = Field(
+        7, ge=1, le=365,
+        description="A profile's first digest covers papers announced this many days back.",
+    )
     http: HttpConfig = Field(default_factory=HttpConfig)
+    smtp: SmtpConfig | None = Field(None, description="Leave out to write .eml files instead.")
+    email: EmailConfig = Field(default_factory=EmailConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    feeds: FeedConfig = Field(default_factory=FeedConfig)
+
+    def secret(self) -> str | None:
+        """The link-signing secret from the environment (never from the file)."""
+        return os.environ.get(self.server.secret_env) or None
 
 
 def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:

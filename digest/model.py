@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -98,6 +99,11 @@ class TextModel:
         out: sp.csr_matrix = sp.csr_matrix(m, dtype=np.float32)
         out.sort_indices()
         return out
+
+    @property
+    def idf(self) -> npt.NDArray[np.float32]:
+        """Inverse document frequency of each term (vector column), for `scoring.sharpen`."""
+        return np.asarray(self._require().idf_, dtype=np.float32)
 
     def terms(self) -> np.ndarray[Any, np.dtype[np.object_]]:
         """Feature names, indexed like the vector columns."""

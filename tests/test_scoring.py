@@ -18,6 +18,7 @@ from digest.scoring import (
     prepare,
     prune,
     score,
+    sharpen,
     similarities,
 )
 
@@ -98,8 +99,9 @@ def test_chunked_scoring_equals_unchunked_and_brute_force() -> None:
     offsets = np.array([0, 1, 4, 4, 10, 11, 25, 40])  # varied sizes, one empty group
     weights = rng.uniform(0.5, 1.0, size=40)
     whole = score(queries, papers, offsets=offsets, weights=weights, top_k=7, chunk=10_000)
-    for chunk in (1, 3, 16):
-        part = score(queries, papers, offsets=offsets, weights=weights, top_k=7, chunk=chunk)
+    for chunk, workers in ((1, 1), (1, 2), (3, 2), (16, 3)):
+        part = score(queries, papers, offsets=offsets, weights=weights, top_k=7, chunk=chunk,
+                     workers=workers)
         np.testing.assert_array_equal(part.indices, whole.indices)
         np.testing.assert_allclose(part.scores, whole.scores, rtol=1e-6)
 
@@ -221,3 +223,12 @@ def test_head_tail_split_gives_the_plain_product(head_terms: int) -> None:
     papers = _random_unit_rows(rng, 60, 200)
     got = similarities(queries, prepare(papers, head_terms=head_terms))
     np.testing.assert_allclose(got, (queries @ papers.T).toarray(), rtol=1e-5, atol=1e-7)
+
+
+def test_sharpen_favours_rare_terms() -> None:
+    query = sp.csr_matrix(np.array([[0.6, 0.8, 0.0]], dtype=np.float32))
+    idf = np.array([4.0, 1.0, 2.0])
+    got = sharpen(query, idf, power=1.5).toarray()[0]
+    assert got[0] / got[1] == pytest.approx(0.6 * 8 / 0.8, rel=1e-5)
+    assert got[2] == 0
+    assert np.linalg.norm(got) == pytest.approx(1.0)

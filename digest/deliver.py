@@ -1,0 +1,270 @@
+"""One run: rank, render and deliver each due profile's digest, with the ledger.
+
+For each profile (in its own try, so one failure never stops the others):
+
+1. A digest already completed for the run's key (the day) is skipped; one left ``pending`` by
+   a crash is resent with exactly the recorded bytes and Message-ID.
+2. Otherwise its papers are ranked, rendered once, and recorded as ``pending`` with the message
+   bytes and the markdown, before anything leaves.
+3. The email is handed to the transport (SMTP, or an ``.eml`` file when no SMTP is configured);
+   then the markdown file is written and, in one transaction, the delivery is marked sent and
+   its papers sent to the profile. Feeds are rewritten from the ledger afterwards.
+
+A crash between the server's acceptance and that commit gives one duplicate message on the next
+run, never a paper recorded as sent that did not leave. A run holds the store's ``run`` lock so
+two runs never send at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import DeliveryError, DigestError
+from .mailer import Transport, build_message, make_message_id
+from .profiles import Profile
+from .render import FeedItem, Renderer
+from .store import Delivery, Store
+from .types import Digest, Recommendation, Why
+
+#: Ranks the due profiles for a day: name -> recommendations, best first.
+Ranker = Callable[[Sequence[Profile], dt.date], Mapping[str, Sequence[Recommendation]]]
+
+
+@dataclass
+class RunResult:
+    """What a run did for one profile (one line of ``digest run --json``)."""
+
+    profile: str
+    status: str  # sent | empty | failed | skipped
+    papers: list[str] = field(default_factory=list)
+    message_id: str | None = None
+    files: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "profile": self.profile,
+            "status": self.status,
+            "papers": self.papers,
+            "message_id": self.message_id,
+            "files": self.files,
+            "error": self.error,
+        }
+
+
+@dataclass
+class DeliverySettings:
+    out_dir: Path
+    sender: str
+    list_id: str
+    unsubscribe_mailto: str | None = None
+    feed_window_days: int = 30
+    feed_max_items: int = 100
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write `path` whole or not at all (a temp file in the same folder, then a rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _why_from(data: Mapping[str, Any] | None) -> Why | None:
+    if not data:
+        return None
+    seed = data.get("seed") or {}
+    return Why(
+        interest=str(data.get("interest", "")),
+        similarity=float(data.get("similarity", 0.0)),
+        terms=tuple(data.get("terms", ())),
+        authors=tuple(data.get("authors", ())),
+        seed_key=seed.get("id"),
+        seed_title=seed.get("title"),
+        seed_similarity=seed.get("similarity"),
+        penalties=tuple(data.get("penalties", ())),
+    )
+
+
+class Deliverer:
+    """Runs digests for profiles against one store, renderer and transport."""
+
+    def __init__(
+        self,
+        store: Store,
+        renderer: Renderer,
+        transport: Transport,
+        settings: DeliverySettings,
+        *,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self.store = store
+        self.renderer = renderer
+        self.transport = transport
+        self.settings = settings
+        self.clock = clock
+
+    # -- the run -------------------------------------------------------------------------------
+
+    def run(
+        self, profiles: Sequence[Profile], day: dt.date, ranker: Ranker, *, dry_run: bool = False
+    ) -> list[RunResult]:
+        """Deliver the digest of `day` to each profile; results in the order given."""
+        results: dict[str, RunResult] = {}
+        unsubscribed = self.store.unsubscribed()
+        due: list[Profile] = []
+        resume: dict[str, Delivery] = {}
+        for profile in profiles:
+            if profile.name in unsubscribed:
+                results[profile.name] = RunResult(profile.name, "skipped",
+                                                  error="unsubscribed")
+                continue
+            existing = None if dry_run else self.store.get_delivery(profile.name, day.isoformat())
+            if existing is None or existing.status == "failed":
+                due.append(profile)
+            elif existing.status == "pending":
+                resume[profile.name] = existing
+            else:
+                results[profile.name] = RunResult(
+                    profile.name, "skipped", papers=[],
+                    message_id=existing.message_id, files=list(existing.files),
+                    error=f"already {existing.status} for {day.isoformat()}",
+                )
+        ranked: Mapping[str, Sequence[Recommendation]] = ranker(due, day) if due else {}
+        with self.transport:
+            for profile in profiles:
+                if profile.name in results:
+                    continue
+                try:
+                    if profile.name in resume:
+                        result = self._send(profile, resume[profile.name], dry_run=False)
+                    else:
+                        items = list(ranked.get(profile.name, ()))
+                        result = self._deliver(profile, day, items, dry_run=dry_run)
+                except DigestError as exc:
+                    result = RunResult(profile.name, "failed", error=str(exc))
+                results[profile.name] = result
+        for profile in profiles:
+            if "rss" in profile.formats and results[profile.name].status != "failed":
+                try:
+                    results[profile.name].files.extend(self.write_feeds(profile, dry_run=dry_run))
+                except (DigestError, OSError) as exc:
+                    results[profile.name].error = f"feeds not written: {exc}"
+        return [results[p.name] for p in profiles]
+
+    def _deliver(self, profile: Profile, day: dt.date, items: list[Recommendation], *,
+                 dry_run: bool) -> RunResult:
+        now = self.clock()
+        digest = Digest(profile.name, day.isoformat(), day, tuple(items), now)
+        wants_email = "email" in profile.formats and profile.email is not None
+        if not items and not profile.send_empty:
+            if not dry_run:
+                self.store.record_delivery(
+                    profile=profile.name, key=digest.key, covered_to=day, status="empty",
+                    message_id=None, message=None, markdown=None, items=(), now=now,
+                )
+            return RunResult(profile.name, "empty")
+        message = message_id = None
+        if wants_email:
+            rendered = self.renderer.email(digest, profile)
+            message_id = make_message_id(_domain(self.settings.sender))
+            message = build_message(
+                sender=self.settings.sender, to=profile.email or "", subject=rendered.subject,
+                text=rendered.text, html=rendered.html, message_id=message_id, date=now,
+                list_id=self.settings.list_id,
+                unsubscribe_url=self.renderer.links.unsubscribe(profile.name),
+                unsubscribe_mailto=self.settings.unsubscribe_mailto,
+            )
+        markdown = self.renderer.markdown(digest, profile) if "markdown" in profile.formats \
+            else None
+        chosen = [{"pid": r.paper.pid, "key": r.paper.key, "score": round(r.score, 4),
+                   "why": r.why.as_dict()} for r in items]
+        if dry_run:
+            files = self._write_files(profile, digest.key, message, markdown, message_id,
+                                      dry_run=True)
+            return RunResult(profile.name, "sent" if items else "empty",
+                             papers=[r.paper.key for r in items], message_id=message_id,
+                             files=files)
+        delivery = self.store.record_delivery(
+            profile=profile.name, key=digest.key, covered_to=day, status="pending",
+            message_id=message_id, message=message, markdown=markdown, items=chosen, now=now,
+        )
+        return self._send(profile, delivery, dry_run=False)
+
+    def _send(self, profile: Profile, delivery: Delivery, *, dry_run: bool) -> RunResult:
+        keys = [str(item.get("key", item["pid"])) for item in delivery.items]
+        result = RunResult(profile.name, "sent", papers=keys, message_id=delivery.message_id)
+        files: list[str] = []
+        if delivery.message is not None and profile.email:
+            try:
+                where = self.transport.send(
+                    profile=profile.name, sender=self.settings.sender, to=profile.email,
+                    message=delivery.message, message_id=delivery.message_id or "",
+                )
+            except DeliveryError as exc:
+                self.store.record_attempt(delivery.id, str(exc), permanent=exc.permanent,
+                                          now=self.clock())
+                result.status, result.error = "failed", str(exc)
+                return result
+            files.append(where)
+        files.extend(self._write_files(profile, delivery.key, None, delivery.markdown, None,
+                                       dry_run=dry_run))
+        self.store.complete_delivery(delivery.id, files=files, now=self.clock())
+        result.files = files
+        return result
+
+    def _write_files(self, profile: Profile, key: str, message: bytes | None,
+                     markdown: str | None, message_id: str | None, *,
+                     dry_run: bool) -> list[str]:
+        folder = self.settings.out_dir / profile.name / ("dry-run" if dry_run else "")
+        written: list[str] = []
+        try:
+            if message is not None:
+                path = folder / f"{key}.eml"
+                write_atomically(path, message)
+                written.append(str(path))
+            if markdown is not None:
+                path = folder / f"{key}.md"
+                write_atomically(path, markdown.encode("utf-8"))
+                written.append(str(path))
+        except OSError as exc:
+            raise DeliveryError(f"{folder}: cannot write: {exc.strerror or exc}") from exc
+        return written
+
+    def write_feeds(self, profile: Profile, *, dry_run: bool = False) -> list[str]:
+        """Rewrite the profile's RSS and Atom feeds from the ledger (deterministic: unchanged
+        when nothing new was sent)."""
+        now = self.clock()
+        since = now - dt.timedelta(days=self.settings.feed_window_days)
+        rows = self.store.feed_items(profile.name, since=since,
+                                     limit=self.settings.feed_max_items)
+        items = [FeedItem(paper, sent_at, _why_from(why)) for paper, sent_at, why in rows]
+        rss, atom = self.renderer.feeds(
+            profile, items, window_days=self.settings.feed_window_days,
+            max_items=self.settings.feed_max_items, now=now,
+        )
+        folder = self.settings.out_dir / profile.name / ("dry-run" if dry_run else "")
+        paths = [folder / "feed.rss", folder / "feed.atom"]
+        for path, data in zip(paths, (rss, atom), strict=True):
+            write_atomically(path, data)
+        return [str(p) for p in paths]
+
+
+def _domain(sender: str) -> str:
+    address = sender.rsplit("<", 1)[-1].rstrip(">").strip()
+    return address.rpartition("@")[2] or "localhost"

@@ -1,0 +1,340 @@
+"""The ledger: what each profile was sent, deliveries in flight, subscriptions and locks.
+
+The rule that makes delivery crash-safe: a digest is recorded as ``pending`` with its exact
+message bytes *before* it is sent, and its papers are marked sent in the same transaction that
+records the server's acceptance. A crash between acceptance and that commit leaves a pending
+row that the next run resends with the same bytes and Message-ID (one duplicate at most); a
+paper is never recorded as sent unless its message left.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from ..errors import StoreLockedError
+from ..types import Paper
+from .schema import deliveries, locks, papers, sent, subscriptions
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One digest for one profile, as the ledger holds it."""
+
+    id: int
+    profile: str
+    key: str
+    #: pending (recorded, not yet accepted), sent, empty, failed (permanently refused).
+    status: str
+    covered_to: dt.date
+    message_id: str | None
+    message: bytes | None
+    markdown: str | None
+    pids: tuple[int, ...]
+    #: Per paper, in order: ``{"pid", "score", "why"}`` as rendered.
+    items: tuple[dict[str, Any], ...]
+    files: tuple[str, ...]
+    attempts: int
+    last_error: str | None
+    created_at: dt.datetime
+    sent_at: dt.datetime | None
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _delivery(row: Any) -> Delivery:
+    return Delivery(
+        id=row.id,
+        profile=row.profile,
+        key=row.digest_key,
+        status=row.status,
+        covered_to=dt.date.fromisoformat(row.covered_to),
+        message_id=row.message_id,
+        message=row.message,
+        markdown=row.markdown,
+        pids=tuple(json.loads(row.papers)),
+        items=tuple(json.loads(row.chosen)),
+        files=tuple(json.loads(row.files)),
+        attempts=row.attempts,
+        last_error=row.last_error,
+        created_at=_utc(row.created_at) or row.created_at,
+        sent_at=_utc(row.sent_at),
+    )
+
+
+class LedgerMixin:
+    """Ledger methods of `Store` (which provides `engine` and `_errors`)."""
+
+    engine: Engine
+    url: str
+
+    def _errors(self) -> Any:  # provided by Store
+        raise NotImplementedError
+
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        with self._errors(), self.engine.begin() as conn:
+            yield conn
+
+    # -- deliveries ----------------------------------------------------------------------------
+
+    def get_delivery(self, profile: str, key: str) -> Delivery | None:
+        with self._begin() as conn:
+            row = conn.execute(
+                sa.select(deliveries).where(
+                    deliveries.c.profile == profile, deliveries.c.digest_key == key
+                )
+            ).first()
+        return _delivery(row) if row else None
+
+    def deliveries_of(self, profile: str) -> list[Delivery]:
+        """Every digest of `profile`, newest first."""
+        with self._begin() as conn:
+            rows = conn.execute(
+                sa.select(deliveries)
+                .where(deliveries.c.profile == profile)
+                .order_by(deliveries.c.digest_key.desc())
+            )
+            return [_delivery(r) for r in rows]
+
+    def record_delivery(
+        self,
+        *,
+        profile: str,
+        key: str,
+        covered_to: dt.date,
+        status: str,
+        message_id: str | None,
+        message: bytes | None,
+        markdown: str | None,
+        items: Sequence[dict[str, Any]],
+        now: dt.datetime,
+    ) -> Delivery:
+        """Record a rendered digest before it is sent (status ``pending``) or one with nothing
+        to send (``empty``). A failed digest with the same key is replaced."""
+        pids = [int(item["pid"]) for item in items]
+        with self._begin() as conn:
+            conn.execute(
+                deliveries.delete().where(
+                    deliveries.c.profile == profile,
+                    deliveries.c.digest_key == key,
+                    deliveries.c.status == "failed",
+                )
+            )
+            conn.execute(
+                deliveries.insert().values(
+                    profile=profile,
+                    digest_key=key,
+                    status=status,
+                    covered_to=covered_to.isoformat(),
+                    message_id=message_id,
+                    message=message,
+                    markdown=markdown,
+                    papers=json.dumps(pids),
+                    chosen=json.dumps(list(items), ensure_ascii=False),
+                    files="[]",
+                    attempts=0,
+                    created_at=now,
+                    updated_at=now,
+                    sent_at=now if status == "empty" else None,
+                )
+            )
+            row = conn.execute(
+                sa.select(deliveries).where(
+                    deliveries.c.profile == profile, deliveries.c.digest_key == key
+                )
+            ).one()
+        return _delivery(row)
+
+    def record_attempt(
+        self, delivery_id: int, error: str, *, permanent: bool, now: dt.datetime
+    ) -> None:
+        """A send that did not get through: permanent failures end the delivery; temporary
+        ones leave it pending, to be resent with the same bytes."""
+        with self._begin() as conn:
+            conn.execute(
+                deliveries.update()
+                .where(deliveries.c.id == delivery_id)
+                .values(
+                    attempts=deliveries.c.attempts + 1,
+                    last_error=error,
+                    status="failed" if permanent else "pending",
+                    updated_at=now,
+                )
+            )
+
+    def complete_delivery(
+        self, delivery_id: int, *, files: Sequence[str], now: dt.datetime
+    ) -> None:
+        """The message left (or the files were written): mark the delivery sent and its papers
+        sent to the profile, in one transaction."""
+        with self._begin() as conn:
+            row = conn.execute(sa.select(deliveries).where(deliveries.c.id == delivery_id)).one()
+            conn.execute(
+                deliveries.update()
+                .where(deliveries.c.id == delivery_id)
+                .values(
+                    status="sent",
+                    attempts=deliveries.c.attempts + 1,
+                    files=json.dumps(list(files), ensure_ascii=False),
+                    last_error=None,
+                    sent_at=now,
+                    updated_at=now,
+                )
+            )
+            pids = json.loads(row.papers)
+            if pids:
+                already = set(
+                    conn.execute(
+                        sa.select(sent.c.pid).where(
+                            sent.c.profile == row.profile, sent.c.pid.in_(pids)
+                        )
+                    ).scalars()
+                )
+                fresh = [
+                    {"profile": row.profile, "pid": pid, "delivery_id": delivery_id,
+                     "sent_at": now}
+                    for pid in pids
+                    if pid not in already
+                ]
+                if fresh:
+                    conn.execute(sent.insert(), fresh)
+
+    def feed_items(
+        self, profile: str, *, since: dt.datetime, limit: int
+    ) -> list[tuple[Paper, dt.datetime, dict[str, Any] | None]]:
+        """Papers sent to `profile` since `since`, newest first, with the reasons they were
+        chosen (as recorded in their delivery)."""
+        from .core import row_to_paper
+
+        query: Any = (
+            sa.select(*papers.c, sent.c.sent_at, sent.c.delivery_id)
+            .join(sent, sent.c.pid == papers.c.pid)
+            .where(sent.c.profile == profile, sent.c.sent_at >= since)
+            .order_by(sent.c.sent_at.desc(), papers.c.key)
+            .limit(limit)
+        )
+        whys: dict[int, dict[int, Any]] = {}
+        out: list[tuple[Paper, dt.datetime, dict[str, Any] | None]] = []
+        with self._begin() as conn:
+            rows = conn.execute(query).all()
+            for delivery_id in {r.delivery_id for r in rows}:
+                items = conn.execute(
+                    sa.select(deliveries.c.chosen).where(deliveries.c.id == delivery_id)
+                ).scalar_one()
+                whys[delivery_id] = {int(i["pid"]): i.get("why") for i in json.loads(items)}
+        for row in rows:
+            sent_at = _utc(row.sent_at) or row.sent_at
+            out.append((row_to_paper(row), sent_at, whys[row.delivery_id].get(row.pid)))
+        return out
+
+    # -- subscriptions -------------------------------------------------------------------------
+
+    def set_subscribed(self, profile: str, subscribed: bool, *, now: dt.datetime) -> bool:
+        """Record a (re)subscription; returns True when it changed anything."""
+        with self._begin() as conn:
+            row = conn.execute(
+                sa.select(subscriptions).where(subscriptions.c.profile == profile)
+            ).first()
+            was_subscribed = row is None or row.unsubscribed_at is None
+            if was_subscribed == subscribed:
+                return False
+            conn.execute(subscriptions.delete().where(subscriptions.c.profile == profile))
+            conn.execute(
+                subscriptions.insert().values(
+                    profile=profile, unsubscribed_at=None if subscribed else now, updated_at=now
+                )
+            )
+            return True
+
+    def unsubscribed(self) -> set[str]:
+        with self._begin() as conn:
+            return set(
+                conn.execute(
+                    sa.select(subscriptions.c.profile).where(
+                        subscriptions.c.unsubscribed_at.is_not(None)
+                    )
+                ).scalars()
+            )
+
+    # -- locks -----------------------------------------------------------------------------------
+
+    def acquire_lock(
+        self, name: str, *, now: dt.datetime, stale_after: dt.timedelta = dt.timedelta(hours=1)
+    ) -> None:
+        """Take the lock `name` for this process, or raise StoreLockedError saying who holds it.
+
+        A lock left by a process that died is taken over: on this host when its pid is gone,
+        from another host when it has not been refreshed (`heartbeat`) for `stale_after`.
+        """
+        host, pid = socket.gethostname(), os.getpid()
+        with self._begin() as conn:
+            row = conn.execute(sa.select(locks).where(locks.c.name == name)).first()
+            if row is not None and not (row.host == host and row.pid == pid):
+                heartbeat = _utc(row.heartbeat_at) or now
+                dead = (row.host == host and not _alive(row.pid)) or (
+                    now - heartbeat > stale_after
+                )
+                if not dead:
+                    since = _utc(row.acquired_at) or now
+                    raise StoreLockedError(
+                        f"{self.url}: another digest process holds the {name!r} lock "
+                        f"(pid {row.pid} on {row.host}, since {since:%Y-%m-%d %H:%M} UTC); "
+                        "wait for it to finish"
+                    )
+            conn.execute(locks.delete().where(locks.c.name == name))
+            conn.execute(
+                locks.insert().values(
+                    name=name, owner=f"{host}:{pid}", host=host, pid=pid,
+                    acquired_at=now, heartbeat_at=now,
+                )
+            )
+
+    def heartbeat(self, name: str, *, now: dt.datetime) -> None:
+        with self._begin() as conn:
+            conn.execute(
+                locks.update()
+                .where(locks.c.name == name, locks.c.pid == os.getpid())
+                .values(heartbeat_at=now)
+            )
+
+    def release_lock(self, name: str) -> None:
+        with self._begin() as conn:
+            conn.execute(
+                locks.delete().where(
+                    locks.c.name == name,
+                    locks.c.pid == os.getpid(),
+                    locks.c.host == socket.gethostname(),
+                )
+            )
+
+    @contextmanager
+    def locked(self, name: str, *, now: dt.datetime) -> Iterator[None]:
+        self.acquire_lock(name, now=now)
+        try:
+            yield
+        finally:
+            self.release_lock(name)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

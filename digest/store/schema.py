@@ -1,0 +1,143 @@
+"""The schema: every table, and the numbered migrations that create them.
+
+A change to the schema is a new migration appended to `MIGRATIONS` (ALTER / CREATE), never an
+edit of an earlier one: databases in the field already ran those. Until a migration changes a
+table, the migrations create tables from these definitions; the first change to a table must
+freeze the older migration's copy of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+DEFAULT_URL = "sqlite:///out/digest.sqlite"
+
+metadata = sa.MetaData()
+
+#: Every paper ever ingested. `pid` is internal and survives a change of `key` (a paper first
+#: known by its title that later arrives with an arXiv id).
+papers = sa.Table(
+    "papers",
+    metadata,
+    sa.Column("pid", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(200), nullable=False, unique=True),
+    sa.Column("arxiv_id", sa.String(64)),
+    sa.Column("version", sa.Integer),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("abstract", sa.Text, nullable=False),
+    # The text as received, only where it differs from the clean text (NULL: the same).
+    sa.Column("title_raw", sa.Text),
+    sa.Column("abstract_raw", sa.Text),
+    sa.Column("norm_title", sa.Text, nullable=False, index=True),
+    sa.Column("authors", sa.Text, nullable=False),  # JSON list
+    sa.Column("categories", sa.Text, nullable=False),  # JSON list
+    sa.Column("announced", sa.String(10), index=True),  # YYYY-MM-DD
+    sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("url", sa.Text),
+    # Rank of the most authoritative kind of source that wrote the fields (see ingest).
+    sa.Column("authority", sa.Integer, nullable=False, default=0),
+    # Hash of the raw fields as last received: an unchanged re-ingest is a lookup, no cleaning.
+    sa.Column("content_hash", sa.String(40), nullable=False),
+)
+
+#: Which kinds of source each paper came from (arxiv-rss, arxiv-api, hf-daily, hf-page, file).
+paper_sources = sa.Table(
+    "paper_sources",
+    metadata,
+    sa.Column("pid", sa.Integer, sa.ForeignKey("papers.pid", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("source", sa.String(100), primary_key=True),
+)
+
+#: ETag / Last-Modified of the last response stored from each URL, for conditional GET.
+http_cache = sa.Table(
+    "http_cache",
+    metadata,
+    sa.Column("url", sa.Text, primary_key=True),
+    sa.Column("etag", sa.Text),
+    sa.Column("last_modified", sa.Text),
+    sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+#: One digest for one profile: what was rendered, its message, and whether it left.
+#: status: pending (rendered, not yet accepted), sent, empty (nothing to send), failed
+#: (permanently refused). A pending row is resent with the same bytes and Message-ID.
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("profile", sa.String(200), nullable=False),
+    sa.Column("digest_key", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("covered_to", sa.String(10), nullable=False),  # last announced day it covers
+    sa.Column("message_id", sa.Text),
+    sa.Column("message", sa.LargeBinary),  # the email exactly as sent (None: no email)
+    sa.Column("markdown", sa.Text),  # the markdown digest (None: not wanted)
+    sa.Column("papers", sa.Text, nullable=False),  # JSON list of pids, best first
+    sa.Column("chosen", sa.Text, nullable=False),  # JSON: pid, score and why per paper
+    sa.Column("files", sa.Text, nullable=False),  # JSON list of paths written
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("sent_at", sa.DateTime(timezone=True)),
+    sa.UniqueConstraint("profile", "digest_key", name="uq_delivery"),
+)
+
+#: Papers that reached a profile, across formats: a paper is never sent to it twice.
+sent = sa.Table(
+    "sent",
+    metadata,
+    sa.Column("profile", sa.String(200), primary_key=True),
+    sa.Column("pid", sa.Integer, sa.ForeignKey("papers.pid"), primary_key=True),
+    sa.Column("delivery_id", sa.Integer, sa.ForeignKey("deliveries.id"), nullable=False),
+    sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_sent_delivery", "delivery_id"),
+)
+
+#: Profiles that unsubscribed (one-click or CLI); runs skip them until resubscribed.
+subscriptions = sa.Table(
+    "subscriptions",
+    metadata,
+    sa.Column("profile", sa.String(200), primary_key=True),
+    sa.Column("unsubscribed_at", sa.DateTime(timezone=True)),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+#: Named locks held by a process (a run, the scheduler), so two never act at once.
+locks = sa.Table(
+    "locks",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("owner", sa.Text, nullable=False),  # host:pid
+    sa.Column("host", sa.Text, nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+schema_version = sa.Table(
+    "schema_version",
+    metadata,
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
+
+def _migration_1(conn: Connection) -> None:
+    # The first schema. A later change is a new numbered migration (ALTER / CREATE), never an
+    # edit here: databases in the field already ran this one.
+    for table in (papers, paper_sources, http_cache):
+        table.create(conn)
+
+
+def _migration_2(conn: Connection) -> None:
+    # The ledger, subscriptions and locks (delivery and scheduling).
+    for table in (deliveries, sent, subscriptions, locks):
+        table.create(conn)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2]
