@@ -123,27 +123,27 @@ def group_means(
     return sp.csr_matrix(sp.vstack(parts, format="csr"), dtype=np.float32)
 
 
-def prune(queries: sp.spmatrix, max_terms: int) -> sp.csr_matrix:
-    """Keep each row's `max_terms` largest weights (ties at the cut kept), renormalised."""
+def prune(queries: sp.spmatrix, max_terms: int, *, chunk: int = 1024) -> sp.csr_matrix:
+    """Keep each row's `max_terms` largest weights (ties at the cut kept), renormalised.
+    Works on `chunk` rows at a time to bound memory."""
     q = sp.csr_matrix(queries, dtype=np.float32, copy=True)
     lengths = np.diff(q.indptr)
-    long_rows = np.flatnonzero(lengths > max_terms)
-    if len(long_rows):
+    thresholds = np.full(q.shape[0], -np.inf, dtype=np.float32)
+    for r0 in range(0, q.shape[0], chunk):
+        rows = r0 + np.flatnonzero(lengths[r0 : r0 + chunk] > max_terms)
+        if not len(rows):
+            continue
         # Scatter the long rows into a padded dense block and find every row's cut with one
         # partition along the rows, instead of a loop over rows.
-        width = int(lengths[long_rows].max())
-        block = np.full((len(long_rows), width), -np.inf, dtype=np.float32)
-        slot = np.repeat(np.arange(len(long_rows)), lengths[long_rows])
-        starts = np.repeat(q.indptr[long_rows], lengths[long_rows])
-        pos = np.arange(len(slot)) - np.repeat(
-            np.cumsum(lengths[long_rows]) - lengths[long_rows], lengths[long_rows]
-        )
-        block[slot, pos] = q.data[starts + pos]
-        cut = np.partition(block, width - max_terms, axis=1)[:, width - max_terms]
-        thresholds = np.full(q.shape[0], -np.inf, dtype=np.float32)
-        thresholds[long_rows] = cut
-        q.data[q.data < np.repeat(thresholds, lengths)] = 0
-        q.eliminate_zeros()
+        lens = lengths[rows]
+        width = int(lens.max())
+        block = np.full((len(rows), width), -np.inf, dtype=np.float32)
+        slot = np.repeat(np.arange(len(rows)), lens)
+        pos = np.arange(len(slot)) - np.repeat(np.cumsum(lens) - lens, lens)
+        block[slot, pos] = q.data[np.repeat(q.indptr[rows], lens) + pos]
+        thresholds[rows] = np.partition(block, width - max_terms, axis=1)[:, width - max_terms]
+    q.data[q.data < np.repeat(thresholds, lengths)] = 0
+    q.eliminate_zeros()
     return normalize_rows(q)
 
 
