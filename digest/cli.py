@@ -276,7 +276,10 @@ def run_command(app: DigestApp, names: tuple[str, ...], day: dt.datetime | None,
 @click.option("--date", "day", type=_DAY, metavar="YYYY-MM-DD", help="As if today were this day.")
 @click.pass_obj
 def preview_command(app: DigestApp, name: str, day: dt.datetime | None) -> None:
-    """Write the HTML email PROFILE would get now and print its path; nothing is sent."""
+    """Write the HTML email PROFILE would get now; print its path.
+
+    Nothing is sent or recorded.
+    """
     from .deliver import write_atomically
     from .types import Digest
 
