@@ -1,7 +1,7 @@
 """Offline evaluation of the recommender on the arXiv jsonl (protocol: docs/evaluation.md).
 
     python bench/eval.py [--data PATH] [--cut 2026-01-01] [--users 500] [--svm-users 100]
-                         [--seed 0] [--ablations] [--no-speed]
+                         [--seed 0] [--ablations] [--no-speed | --speed-only]
 
 Pseudo-users are authors: their papers before the cut are the seeds, their papers after it
 (among all papers after it) are what a good digest finds. Prints markdown tables and writes
@@ -373,6 +373,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--ablations", action="store_true", help="also try feature variants")
     ap.add_argument("--no-speed", action="store_true")
+    ap.add_argument("--speed-only", action="store_true",
+                    help="only fit the model and time scoring; update 'speed' in the results")
     ap.add_argument("--speed-child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.speed_child:
@@ -383,6 +385,14 @@ def main() -> None:
     c = load(args.data)
     pre = [g for g, d in enumerate(c.dates) if d < args.cut]
     post = [g for g, d in enumerate(c.dates) if d >= args.cut]
+    if args.speed_only:
+        texts = [paper_text(t, a) for t, a in zip(c.titles, c.abstracts, strict=True)]
+        model = TextModel().fit([texts[g] for g in pre])
+        result = speed(model.transform([texts[g] for g in pre + post]))
+        print(json.dumps(result, indent=2))
+        saved = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        RESULTS.write_text(json.dumps({**saved, "speed": result}, indent=2) + "\n")
+        return
     users = pseudo_users(c, pre, post, args.users, args.seed)
     svm_users = users[: args.svm_users]
     print(f"{len(c.dates)} papers, {len(pre)} before {args.cut}, {len(post)} after (candidates); "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -300,6 +301,111 @@ def preview_command(app: DigestApp, name: str, day: dt.datetime | None) -> None:
     click.echo(str(path))
 
 
+@main.command("explain")
+@click.argument("name", metavar="PROFILE")
+@click.argument("paper_id", metavar="PAPER_ID")
+@click.option("--since", type=_DAY, metavar="YYYY-MM-DD",
+              help="Explain as `rank --since` ranks: the window starts on this day.")
+@click.option("--until", type=_DAY, metavar="YYYY-MM-DD",
+              help="Explain as if today were this day [default: today].")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the explanation as one JSON object.")
+@click.pass_obj
+def explain_command(app: DigestApp, name: str, paper_id: str, since: dt.datetime | None,
+                    until: dt.datetime | None, as_json: bool) -> None:
+    """Explain why PAPER_ID is or is not in PROFILE's digest.
+
+    PAPER_ID is an arXiv id (any form), another id the store knows, or an exact title. Says
+    every reason that keeps it out (window, already sent, own paper, categories, min_score,
+    max_papers, near-duplicate), then its score by interest, penalties and author boost.
+    Writes nothing. Exit status 1 if the paper is not in the store or the profile is invalid.
+    """
+    from .explain import explain_in
+
+    (profile,) = _load_profiles(app, (name,)) or [None]
+    if profile is None:
+        _fail(f"profile {name!r} is invalid")
+        return
+    try:
+        result = explain_in(app, profile, paper_id, until=until.date() if until else None,
+                            since=since.date() if since else None)
+    except DigestError as exc:
+        _fail(str(exc))
+        return
+    for warning in result.warnings:
+        click.echo(f"warning: {profile.name}: {warning}", err=True)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), ensure_ascii=False))
+    else:
+        click.echo(result.format_text())
+
+
+@main.command("serve")
+@click.option("--host", metavar="ADDRESS",
+              help="Address to listen on [default from config: server.host, else 127.0.0.1].")
+@click.option("--port", type=click.IntRange(0, 65535), metavar="PORT",
+              help="Port to listen on, 0 for any free one [default from config: server.port, "
+                   "else 8080].")
+@click.pass_obj
+def serve_command(app: DigestApp, host: str | None, port: int | None) -> None:
+    """Serve feeds, one-click unsubscribe, feedback and digests over HTTP.
+
+    Each URL carries a profile's token, signed with the secret in the environment variable
+    named by server.secret_env (DIGEST_SECRET); emails and feeds link to server.public_url.
+    Logs each request (tokens hidden) on stderr. Runs until Ctrl-C or SIGTERM. For a public
+    site, put it behind a reverse proxy that terminates TLS.
+    """
+    import logging
+
+    from .server import serve
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    server_log = logging.getLogger("digest.server")
+    server_log.addHandler(handler)
+    server_log.setLevel(logging.INFO)
+
+    try:
+        serve(app, host, port)
+    except DigestError as exc:
+        _fail(str(exc))
+
+
+@main.command("unsubscribe")
+@click.argument("profile")
+@click.pass_obj
+def unsubscribe_command(app: DigestApp, profile: str) -> None:
+    """Stop sending PROFILE its digests, as its one-click unsubscribe link does.
+
+    Runs skip the profile until `digest resubscribe PROFILE`; its feeds stay available.
+    """
+    from .server import set_subscribed
+
+    try:
+        changed = set_subscribed(app, profile, False)
+    except DigestError as exc:
+        _fail(str(exc))
+        return
+    click.echo(f"{profile}: unsubscribed" if changed else
+               f"{profile}: was already unsubscribed; nothing changed")
+
+
+@main.command("resubscribe")
+@click.argument("profile")
+@click.pass_obj
+def resubscribe_command(app: DigestApp, profile: str) -> None:
+    """Send PROFILE its digests again after it unsubscribed."""
+    from .server import set_subscribed
+
+    try:
+        changed = set_subscribed(app, profile, True)
+    except DigestError as exc:
+        _fail(str(exc))
+        return
+    click.echo(f"{profile}: subscribed again" if changed else
+               f"{profile}: was subscribed; nothing changed")
+
+
 @main.group("model")
 def model_group() -> None:
     """The text model the ranking uses."""
@@ -320,6 +426,49 @@ def model_refit(app: DigestApp) -> None:
         _fail(str(exc))
         return
     click.echo(f"fitted on {loaded.model.n_docs} papers, {loaded.model.n_features} terms")
+
+
+@main.command("schedule")
+@click.option("--list", "list_only", is_flag=True,
+              help="Print each job and its next run time (in its profile's time zone), then exit.")
+@click.pass_context
+def schedule_command(ctx: click.Context, list_only: bool) -> None:
+    """Ingest and send digests on schedule, until stopped; logs each run on stderr.
+
+    Each profile's digest goes out at its `schedule` (standard cron: 0 and 7 are Sunday) in its
+    `timezone`. Papers are ingested as [schedule] in the config says (default: the arXiv
+    listing of the profiles' categories after arXiv's 20:00 US/Eastern announcement, Sunday
+    to Thursday, and Hugging Face daily papers), and always before a digest that is due.
+
+    Jobs live in the database: a digest missed while the machine was down goes out once after
+    restart. Profile files are re-read while it runs (at once on SIGHUP). SIGTERM or Ctrl-C
+    lets the job in flight finish, then exits 0. One scheduler per database: a second one
+    exits with status 1.
+    """
+    from .schedule import Scheduler
+
+    app: DigestApp = ctx.obj
+    scheduler = Scheduler.for_app(app, config_path=ctx.find_root().params.get("config_path"))
+    if list_only:
+        try:
+            jobs = scheduler.list_jobs()
+        except DigestError as exc:
+            _fail(str(exc))
+            return
+        width = max([len(job.id) for job in jobs] or [2])
+        for job in jobs:
+            when = f"{job.next_run:%Y-%m-%d %H:%M %Z}" if job.next_run else "never"
+            click.echo(f"{job.id:<{width}}  {when:<22}  {job.description}")
+        return
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # digest.schedule logs every run, missed run and crash itself (with the traceback).
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler.executors").setLevel(logging.CRITICAL)
+    try:
+        scheduler.run()
+    except DigestError as exc:
+        _fail(str(exc))
 
 
 @main.group("profiles")

@@ -6,14 +6,17 @@ reported as ``file:line: key: what was expected``.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .cron import parse_cron
 from .errors import ConfigError
 from .store import DEFAULT_URL
 
@@ -83,6 +86,55 @@ class FeedConfig(_Section):
     max_items: int = Field(100, ge=1, le=10000, description="Items a feed keeps at most.")
 
 
+class ScheduleConfig(_Section):
+    """The ``[schedule]`` section: when and what to ingest, and how patient to be."""
+
+    ingest_cron: str = Field(
+        "30 20 * * 0-4",
+        description="When to ingest, as standard cron: by default half an hour after arXiv's "
+        "announcement (20:00 US/Eastern, Sunday to Thursday).",
+    )
+    ingest_timezone: str = Field("America/New_York", description="Time zone of ingest_cron.")
+    sources: list[str] | None = Field(
+        None,
+        description="Sources to ingest, as `digest ingest` takes them. Default: the arXiv "
+        "listing of every category the profiles name (cs.CV, cs.CL, cs.LG and cs.AI for a "
+        "profile naming none), and Hugging Face daily papers ('hf:').",
+    )
+    misfire_grace_hours: float = Field(
+        6, gt=0, le=168,
+        description="A run missed (machine down or asleep) still happens this late; later, "
+        "it is skipped and the next digest covers its papers.",
+    )
+    resync_seconds: int = Field(
+        60, ge=1, le=86400, description="How often profile files are checked for changes."
+    )
+
+    @field_validator("ingest_cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        parse_cron(value)  # its ValueError says what is wrong
+        return value
+
+    @field_validator("ingest_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone like Europe/Berlin") from None
+        return value
+
+    @field_validator("sources")
+    @classmethod
+    def _valid_sources(cls, value: list[str] | None) -> list[str] | None:
+        from .sources.resolve import resolve
+
+        for spec in value or ():
+            resolve(spec, today=dt.date.today())  # a malformed named source is a ValueError
+        return value
+
+
 class Config(_Section):
     """The whole file. Paths are relative to the directory digest runs in."""
 
@@ -101,6 +153,7 @@ class Config(_Section):
     email: EmailConfig = Field(default_factory=EmailConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     feeds: FeedConfig = Field(default_factory=FeedConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
 
     def secret(self) -> str | None:
         """The link-signing secret from the environment (never from the file)."""

@@ -124,30 +124,41 @@ class Deliverer:
     def run(
         self, profiles: Sequence[Profile], day: dt.date, ranker: Ranker, *, dry_run: bool = False
     ) -> list[RunResult]:
-        """Deliver the digest of `day` to each profile; results in the order given."""
+        """Deliver the digest of `day` to each profile; results in the order given.
+
+        Digests of earlier days left pending (a crash after the server accepted them, or a
+        temporary failure) are resent first, with their recorded bytes; a profile whose earlier
+        digest still cannot leave gets no new one, so its papers are never offered twice.
+        """
         results: dict[str, RunResult] = {}
         unsubscribed = self.store.unsubscribed()
-        due: list[Profile] = []
-        resume: dict[str, Delivery] = {}
+        active = [p for p in profiles if p.name not in unsubscribed]
         for profile in profiles:
             if profile.name in unsubscribed:
                 results[profile.name] = RunResult(profile.name, "skipped",
                                                   error="unsubscribed")
-                continue
-            existing = None if dry_run else self.store.get_delivery(profile.name, day.isoformat())
-            if existing is None or existing.status == "failed":
-                due.append(profile)
-            elif existing.status == "pending":
-                resume[profile.name] = existing
-            else:
-                results[profile.name] = RunResult(
-                    profile.name, "skipped", papers=[],
-                    message_id=existing.message_id, files=list(existing.files),
-                    error=f"already {existing.status} for {day.isoformat()}",
-                )
-        ranked: Mapping[str, Sequence[Recommendation]] = ranker(due, day) if due else {}
         with self.transport:
-            for profile in profiles:
+            if not dry_run:
+                self._resend_earlier(active, day, results)
+            due: list[Profile] = []
+            resume: dict[str, Delivery] = {}
+            for profile in active:
+                if profile.name in results:
+                    continue
+                existing = (None if dry_run
+                            else self.store.get_delivery(profile.name, day.isoformat()))
+                if existing is None or existing.status == "failed":
+                    due.append(profile)
+                elif existing.status == "pending":
+                    resume[profile.name] = existing
+                else:
+                    results[profile.name] = RunResult(
+                        profile.name, "skipped", papers=[],
+                        message_id=existing.message_id, files=list(existing.files),
+                        error=f"already {existing.status} for {day.isoformat()}",
+                    )
+            ranked: Mapping[str, Sequence[Recommendation]] = ranker(due, day) if due else {}
+            for profile in active:
                 if profile.name in results:
                     continue
                 try:
@@ -159,6 +170,8 @@ class Deliverer:
                 except DigestError as exc:
                     result = RunResult(profile.name, "failed", error=str(exc))
                 results[profile.name] = result
+                if not dry_run:
+                    self.store.heartbeat("run", now=self.clock())
         for profile in profiles:
             if "rss" in profile.formats and results[profile.name].status != "failed":
                 try:
@@ -166,6 +179,25 @@ class Deliverer:
                 except (DigestError, OSError) as exc:
                     results[profile.name].error = f"feeds not written: {exc}"
         return [results[p.name] for p in profiles]
+
+    def _resend_earlier(self, profiles: Sequence[Profile], day: dt.date,
+                        results: dict[str, RunResult]) -> None:
+        pending = self.store.pending_deliveries([p.name for p in profiles])
+        for profile in profiles:
+            for delivery in pending.get(profile.name, ()):
+                if delivery.key == day.isoformat():
+                    continue  # resumed as today's digest
+                try:
+                    result = self._send(profile, delivery, dry_run=False)
+                except DigestError as exc:
+                    result = RunResult(profile.name, "failed", error=str(exc))
+                if result.status != "sent":
+                    results[profile.name] = RunResult(
+                        profile.name, "failed",
+                        error=f"the digest of {delivery.key} is still pending: {result.error}",
+                    )
+                    break
+                self.store.heartbeat("run", now=self.clock())
 
     def _deliver(self, profile: Profile, day: dt.date, items: list[Recommendation], *,
                  dry_run: bool) -> RunResult:
@@ -219,7 +251,7 @@ class Deliverer:
             except DeliveryError as exc:
                 self.store.record_attempt(delivery.id, str(exc), permanent=exc.permanent,
                                           now=self.clock())
-                result.status, result.error = "failed", str(exc)
+                result.status, result.error, result.papers = "failed", str(exc), []
                 return result
             files.append(where)
         files.extend(self._write_files(profile, delivery.key, None, delivery.markdown, None,

@@ -160,7 +160,8 @@ class Profile(_Frozen):
         (), description="Words or phrases that push a paper down the ranking."
     )
     authors: tuple[_Text, ...] = Field(
-        (), description="Authors whose new papers are always wanted, as named on arXiv."
+        (), description="Authors whose new papers are always wanted (ranked first, past "
+        "min_score), as named on arXiv."
     )
     categories: tuple[Annotated[str, Strict(), StringConstraints(pattern=_CATEGORY)], ...] = Field(
         (), description="arXiv categories to draw from (e.g. cs.CV); empty means all."

@@ -38,11 +38,15 @@ from .types import Paper, Recommendation, Why
 
 #: Name of the implicit interest made of the profile's own seed and liked papers.
 SEED_INTEREST = "seed papers"
-#: Added to the score of a paper by a followed author.
-AUTHOR_BOOST = 0.2
+#: Added to the score of a paper by a followed author: enough to put it ahead of every paper
+#: that is only similar, and past any min_score ("their new papers are always wanted").
+AUTHOR_BOOST = 1.0
 #: Multiplies the similarity to avoided terms / disliked papers subtracted from a score.
 AVOID_WEIGHT = 1.0
 DISLIKE_WEIGHT = 0.5
+#: The least an avoided phrase that occurs in a paper's text takes off its score, whatever the
+#: vectors say (a new method's name may not be in the model's vocabulary at all).
+AVOID_MIN = 0.3
 #: Two papers of one digest more similar than this: only the better one is kept.
 DUPLICATE = 0.8
 #: Profiles scored per chunk (memory: chunk x interests x candidates x 4 bytes).
@@ -132,36 +136,26 @@ class Recommender:
         if not profiles:
             return []
         plans = self._plans(profiles, until=until, since=since)
-        start = min(p.since for p in plans)
-        candidates = self.candidates(start, until)
         rankings = [Ranking(p.profile.name, [], list(p.warnings)) for p in plans]
+        candidates = self.candidates(min(p.since for p in plans), until)
         if not candidates.papers:
             return rankings
-        queries, offsets, weights = self._queries(plans)
-        penalties, pen_offsets = self._penalties(plans)
-        prepared = scoring.prepare(candidates.vectors)
+        batch = self._batch(plans, candidates)
         for c0 in range(0, len(plans), CHUNK):
             c1 = min(c0 + CHUNK, len(plans))
-            scores, best_row = self._score_chunk(
-                plans[c0:c1], queries, offsets[c0 : c1 + 1], weights, penalties,
-                pen_offsets[c0 : c1 + 1], candidates, prepared,
-            )
-            for i, plan in enumerate(plans[c0:c1]):
-                ranking = rankings[c0 + i]
-                row = scores[i]
-                ranking.considered = int(np.isfinite(row).sum())
+            scores = self._score_chunk(batch, c0, c1)
+            for i in range(c0, c1):
+                plan, row = plans[i], scores[i - c0]
+                finite = np.isfinite(row)
+                rankings[i].considered = int(finite.sum())
                 limit = top or plan.profile.max_papers
                 floor = -np.inf if top else plan.profile.min_score
-                ranking.items = self._choose(
-                    plan, row, best_row[i], queries, int(offsets[c0 + i]), candidates,
-                    limit=limit, floor=floor,
-                )
+                rankings[i].items = self._choose(batch, i, row, limit=limit, floor=floor)
         return rankings
 
     def candidates(self, start: dt.date, until: dt.date) -> Candidates:
         papers = list(self.store.iter_papers(announced_from=start, announced_to=until))
-        vectors = (self.model.transform(paper_text(p) for p in papers) if papers
-                   else sp.csr_matrix((0, self.model.n_features), dtype=np.float32))
+        vectors = self._vectors_of(papers)
         announced = np.array(
             [(p.announced or until).toordinal() for p in papers], dtype=np.int64
         )
@@ -185,9 +179,10 @@ class Recommender:
                 refs.update(interest.seed_papers)
         resolved = self.store.resolve_refs(refs)
         names = [p.name for p in profiles]
-        sent = self.store.sent_pids_many(names)
-        covered = {} if since else self.store.last_covered(names)
         default_start = until - dt.timedelta(days=self.first_digest_days)
+        covered = {} if since else self.store.last_covered(names)
+        earliest = min([since or default_start, *covered.values()])
+        sent = self.store.sent_pids_many(names, announced_from=earliest)
         plans = []
 
         def find(ref_list: Iterable[str], where: str, warnings: list[str]) -> list[Paper]:
@@ -229,164 +224,253 @@ class Recommender:
         return plans
 
     def _vectors_of(self, papers: Sequence[Paper]) -> sp.csr_matrix:
-        """Vectors of papers, from the saved corpus matrix where possible."""
-        if not papers:
+        """Vectors of papers: rows of the saved corpus matrix where the paper is in it (no
+        text processing), the rest vectorized now."""
+        n = len(papers)
+        if not n:
             return sp.csr_matrix((0, self.model.n_features), dtype=np.float32)
-        return self.model.transform(paper_text(p) for p in papers)
+        corpus, corpus_pids = self.corpus, self.corpus_pids
+        if corpus is None or corpus_pids is None or not len(corpus_pids):
+            return self.model.transform(paper_text(p) for p in papers)
+        pids = np.array([p.pid for p in papers], dtype=np.int64)
+        rows = np.clip(np.searchsorted(corpus_pids, pids), 0, len(corpus_pids) - 1)
+        found = corpus_pids[rows] == pids
+        if found.all():
+            return sp.csr_matrix(corpus[rows])
+        fresh = np.flatnonzero(~found)
+        parts = self.model.transform(paper_text(papers[int(i)]) for i in fresh)
+        if not found.any():
+            return parts
+        stacked = sp.vstack([corpus[rows[found]], parts], format="csr")
+        order = np.concatenate([np.flatnonzero(found), fresh])
+        inverse = np.empty(n, dtype=np.int64)
+        inverse[order] = np.arange(n)
+        return sp.csr_matrix(stacked[inverse], dtype=np.float32)
 
-    def _queries(self, plans: Sequence[_Plan]) -> tuple[sp.csr_matrix, npt.NDArray[np.int64],
-                                                          npt.NDArray[np.float32]]:
+    def _batch(self, plans: Sequence[_Plan], candidates: Candidates) -> _Batch:
+        """Everything the chunks share: query and penalty rows, seed vectors, masks."""
+        unique: dict[int, Paper] = {}
+        for plan in plans:
+            for paper in [*plan.all_seeds, *plan.disliked]:
+                unique.setdefault(paper.pid, paper)
+        seed_pids = list(unique)
+        seed_matrix = self._vectors_of([unique[pid] for pid in seed_pids])
+        seed_row = {pid: i for i, pid in enumerate(seed_pids)}
+        queries, offsets, weights = self._queries(plans, seed_matrix, seed_row)
+        penalties, pen_offsets = self._penalties(plans, seed_matrix, seed_row)
+        category_masks: dict[frozenset[str], npt.NDArray[np.bool_]] = {}
+        for plan in plans:
+            wanted = frozenset(plan.profile.categories)
+            if wanted and wanted not in category_masks:
+                category_masks[wanted] = np.array(
+                    [bool(cats & wanted) for cats in candidates.categories], dtype=bool
+                )
+        avoided: dict[str, npt.NDArray[np.int64]] = {}
+        terms = {t.casefold() for plan in plans for t in plan.profile.avoid}
+        if terms:
+            texts = [paper_text(p).casefold() for p in candidates.papers]
+            for term in terms:
+                avoided[term] = np.array([j for j, t in enumerate(texts) if term in t],
+                                         dtype=np.int64)
+        return _Batch(
+            plans, candidates, scoring.prepare(candidates.vectors), queries, offsets, weights,
+            penalties, pen_offsets, seed_matrix, seed_row, category_masks,
+            np.array([p.since.toordinal() for p in plans], dtype=np.int64), avoided,
+        )
+
+    def _queries(self, plans: Sequence[_Plan], seed_matrix: sp.csr_matrix,
+                 seed_row: Mapping[int, int]) -> tuple[sp.csr_matrix, npt.NDArray[np.int64],
+                                                       npt.NDArray[np.float32]]:
         """One query row per interest of every profile, grouped per profile by `offsets`."""
         texts = [t for plan in plans for t in plan.texts]
         seed_groups = [group for plan in plans for group in plan.seeds]
-        unique: dict[int, Paper] = {}
-        for group in seed_groups:
-            for paper in group:
-                unique.setdefault(paper.pid, paper)
-        order = list(unique)
-        seed_matrix = self._vectors_of([unique[pid] for pid in order])
-        row_of = {pid: i for i, pid in enumerate(order)}
-        seed_rows = np.array([row_of[p.pid] for g in seed_groups for p in g], dtype=np.int64)
+        rows = np.array([seed_row[p.pid] for g in seed_groups for p in g], dtype=np.int64)
         seed_offsets = np.concatenate(([0], np.cumsum([len(g) for g in seed_groups])))
-        centroids = scoring.group_means(seed_matrix, seed_offsets, rows=seed_rows)
+        centroids = scoring.group_means(seed_matrix, seed_offsets, rows=rows)
         text_vectors = self.model.transform(texts)
-        has_seeds = np.array([len(g) > 0 for g in seed_groups])
+        has_seeds = np.array([len(g) > 0 for g in seed_groups], dtype=bool)
         text_only = np.flatnonzero(~has_seeds & (text_vectors.getnnz(axis=1) > 0))
         if len(text_only) and self.corpus is not None and self.corpus.shape[0] >= 50:
+            # Short keyword interests miss the words papers on the topic use: add the
+            # centroid of their best corpus matches (docs/evaluation.md).
             expanded = scoring.expand(text_vectors[text_only], self.corpus)
-            text_vectors = sp.lil_matrix(text_vectors)
-            text_vectors[text_only] = expanded
-            text_vectors = sp.csr_matrix(text_vectors)
+            keep = np.ones(text_vectors.shape[0], dtype=np.float32)
+            keep[text_only] = 0
+            scatter = sp.csr_matrix(
+                (np.ones(len(text_only), dtype=np.float32), (text_only, np.arange(len(text_only)))),
+                shape=(text_vectors.shape[0], len(text_only)),
+            )
+            text_vectors = sp.csr_matrix(sp.diags(keep) @ text_vectors + scatter @ expanded)
         queries = scoring.interest_queries(centroids, text_vectors, idf=self.model.idf)
         offsets = np.concatenate(([0], np.cumsum([len(p.interests) for p in plans])))
         weights = np.array([w for plan in plans for w in plan.weights], dtype=np.float32)
         return queries, offsets.astype(np.int64), weights
 
-    def _penalties(self, plans: Sequence[_Plan]) -> tuple[sp.csr_matrix, npt.NDArray[np.int64]]:
+    def _penalties(self, plans: Sequence[_Plan], seed_matrix: sp.csr_matrix,
+                   seed_row: Mapping[int, int]) -> tuple[sp.csr_matrix, npt.NDArray[np.int64]]:
         """Rows that push papers down: each avoided term, each disliked paper (weighted)."""
-        texts: list[str] = []
-        disliked: list[Paper] = []
-        kinds: list[str] = []
-        counts = []
+        texts = [term for plan in plans for term in plan.profile.avoid]
+        avoid = self.model.transform(texts) if texts else None
+        parts: list[sp.csr_matrix] = []
+        counts: list[int] = []
+        a = 0
         for plan in plans:
-            texts.extend(plan.profile.avoid)
-            kinds.extend(["avoid"] * len(plan.profile.avoid))
-            disliked.extend(plan.disliked)
-            counts.append((len(plan.profile.avoid), len(plan.disliked)))
-        avoid_m = self.model.transform(texts) if texts else None
-        dislike_m = self._vectors_of(disliked) if disliked else None
-        rows: list[sp.csr_matrix] = []
-        a = d = 0
-        for n_avoid, n_dis in counts:
-            if n_avoid and avoid_m is not None:
-                rows.append(avoid_m[a : a + n_avoid] * np.float32(AVOID_WEIGHT))
+            n_avoid = len(plan.profile.avoid)
+            if n_avoid and avoid is not None:
+                parts.append(avoid[a : a + n_avoid] * np.float32(AVOID_WEIGHT))
                 a += n_avoid
-            if n_dis and dislike_m is not None:
-                rows.append(dislike_m[d : d + n_dis] * np.float32(DISLIKE_WEIGHT))
-                d += n_dis
-        offsets = np.concatenate(([0], np.cumsum([x + y for x, y in counts]))).astype(np.int64)
-        matrix = (sp.csr_matrix(sp.vstack(rows, format="csr"), dtype=np.float32) if rows
+            if plan.disliked:
+                rows = [seed_row[p.pid] for p in plan.disliked]
+                parts.append(seed_matrix[rows] * np.float32(DISLIKE_WEIGHT))
+            counts.append(n_avoid + len(plan.disliked))
+        offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+        matrix = (sp.csr_matrix(sp.vstack(parts, format="csr"), dtype=np.float32) if parts
                   else sp.csr_matrix((0, self.model.n_features), dtype=np.float32))
         return matrix, offsets
 
     # -- scoring ---------------------------------------------------------------------------------
 
-    def _score_chunk(
-        self, plans: Sequence[_Plan], queries: sp.csr_matrix, offsets: npt.NDArray[np.int64],
-        weights: npt.NDArray[np.float32], penalties: sp.csr_matrix,
-        pen_offsets: npt.NDArray[np.int64], candidates: Candidates,
-        prepared: scoring.PreparedPapers,
-    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
-        """Final scores (profiles x candidates; -inf where a paper is not a candidate) and the
-        query row of the best interest of each (profile, paper)."""
-        n = len(candidates.papers)
-        r0, r1 = int(offsets[0]), int(offsets[-1])
-        scores = np.full((len(plans), n), -np.inf, dtype=np.float32)
-        best_row = np.zeros((len(plans), n), dtype=np.int64)
-        if r1 > r0:
-            block = scoring.similarities(queries[r0:r1], prepared)
-            block *= weights[r0:r1, None]
-            for i in range(len(plans)):
-                a, b = int(offsets[i]) - r0, int(offsets[i + 1]) - r0
-                if b > a:
-                    arg = np.argmax(block[a:b], axis=0)
-                    best_row[i] = arg + a + r0
-                    scores[i] = block[a:b][arg, np.arange(n)]
-        p0, p1 = int(pen_offsets[0]), int(pen_offsets[-1])
-        if p1 > p0:
-            pen = scoring.similarities(penalties[p0:p1], prepared)
-            for i in range(len(plans)):
-                a, b = int(pen_offsets[i]) - p0, int(pen_offsets[i + 1]) - p0
-                if b > a:
-                    scores[i] -= np.maximum(pen[a:b].max(axis=0), 0)
-        for i, plan in enumerate(plans):
-            for name in plan.followed:
-                hits = candidates.by_author.get(name)
+    def _score_chunk(self, batch: _Batch, c0: int, c1: int) -> npt.NDArray[np.float32]:
+        """Final scores of profiles c0..c1 (rows) for every candidate; -inf where a paper is
+        not a candidate for the profile."""
+        n = len(batch.candidates.papers)
+        scores = np.full((c1 - c0, n), -np.inf, dtype=np.float32)
+        _group_max(scores, batch.queries, batch.offsets[c0 : c1 + 1], batch.prepared,
+                   batch.weights)
+        penalty = np.zeros((c1 - c0, n), dtype=np.float32)
+        _group_max(penalty, batch.penalties, batch.pen_offsets[c0 : c1 + 1], batch.prepared)
+        penalty = np.maximum(penalty, 0)
+        for i in range(c0, c1):
+            for term in batch.plans[i].profile.avoid:
+                matching = batch.avoided.get(term.casefold())
+                if matching is not None and len(matching):
+                    penalty[i - c0, matching] = np.maximum(penalty[i - c0, matching], AVOID_MIN)
+        scores -= penalty
+        scores[batch.candidates.announced[None, :] < batch.since[c0:c1, None]] = -np.inf
+        for i in range(c0, c1):
+            plan, row = batch.plans[i], scores[i - c0]
+            if plan.followed:
+                hits = {j for name in plan.followed
+                        for j in batch.candidates.by_author.get(name, ())}
                 if hits:
-                    scores[i, hits] += AUTHOR_BOOST
-            scores[i, candidates.announced < plan.since.toordinal()] = -np.inf
-            excluded = [candidates.index[pid] for pid in plan.exclude
-                        if pid in candidates.index]
+                    row[sorted(hits)] += AUTHOR_BOOST
+            excluded = [batch.candidates.index[pid] for pid in plan.exclude
+                        if pid in batch.candidates.index]
             if excluded:
-                scores[i, excluded] = -np.inf
+                row[excluded] = -np.inf
             if plan.profile.categories:
-                wanted = set(plan.profile.categories)
-                outside = [j for j, cats in enumerate(candidates.categories)
-                           if not (cats & wanted)]
-                if outside:
-                    scores[i, outside] = -np.inf
-        return scores, best_row
+                row[~batch.category_masks[frozenset(plan.profile.categories)]] = -np.inf
+        return scores
 
-    def _choose(
-        self, plan: _Plan, row: npt.NDArray[np.float32], best_row: npt.NDArray[np.int64],
-        queries: sp.csr_matrix, first_row: int, candidates: Candidates, *, limit: int,
-        floor: float,
-    ) -> list[Recommendation]:
+    def _choose(self, batch: _Batch, i: int, row: npt.NDArray[np.float32], *, limit: int,
+                floor: float) -> list[Recommendation]:
         """The best `limit` papers at or above `floor`, near-duplicates thinned, explained."""
-        k = min(len(row), limit * 3 + 5)
-        if k == 0:
-            return []
+        k = min(len(row), limit * 2 + 5)
         top = np.argpartition(-row, k - 1)[:k]
         top = top[np.argsort(-row[top], kind="stable")]
+        top = top[np.isfinite(row[top]) & (row[top] >= floor)]
+        if not len(top):
+            return []
+        sub = batch.candidates.vectors[top]
+        similar = (sub @ sub.T).toarray()
         chosen: list[int] = []
-        for j in top:
-            if not np.isfinite(row[j]) or row[j] < floor:
-                break
-            if chosen:
-                sims = candidates.vectors[chosen] @ candidates.vectors[int(j)].T
-                if sims.size and float(sims.max()) > DUPLICATE:
-                    continue
-            chosen.append(int(j))
+        for pos in range(len(top)):
+            if chosen and similar[pos, chosen].max() > DUPLICATE:
+                continue
+            chosen.append(pos)
             if len(chosen) >= limit:
                 break
-        return [self._explain(plan, j, float(row[j]), int(best_row[j]), queries, first_row,
-                              candidates) for j in chosen]
+        picked = top[chosen]
+        return self._explain(batch, i, picked, row[picked], sub[chosen])
 
-    def _explain(self, plan: _Plan, j: int, score: float, qrow: int,
-                 queries: sp.csr_matrix, first_row: int,
-                 candidates: Candidates) -> Recommendation:
-        paper = candidates.papers[j]
-        vec = candidates.vectors[j]
-        interest = plan.interests[qrow - first_row] if plan.interests else ""
-        similarity = float((queries[qrow] @ vec.T).toarray()[0, 0]) if plan.interests else 0.0
-        terms = tuple(t for t, _ in self.model.top_terms(queries[qrow], vec, WHY_TERMS))
-        authors = tuple(plan.followed[normalize_author(a)] for a in paper.authors
-                        if normalize_author(a) in plan.followed)
-        seed_key = seed_title = None
-        seed_sim = None
+    def _explain(self, batch: _Batch, i: int, picked: npt.NDArray[np.int64],
+                 scores: npt.NDArray[np.float32],
+                 items: sp.csr_matrix | None = None) -> list[Recommendation]:
+        """Recommendations for profile `i`'s chosen candidates (`picked`, rows of the
+        candidates; `items` their vectors if at hand), with the reasons: a few sparse products
+        per profile, not per paper."""
+        plan = batch.plans[i]
+        if items is None:
+            items = batch.candidates.vectors[picked]
+        m = len(picked)
+        q0, q1 = int(batch.offsets[i]), int(batch.offsets[i + 1])
+        interest_of = [""] * m
+        similarity = np.zeros(m, dtype=np.float32)
+        terms: list[tuple[str, ...]] = [()] * m
+        if q1 > q0:
+            sims = (batch.queries[q0:q1] @ items.T).toarray()
+            best = np.argmax(sims * batch.weights[q0:q1, None], axis=0)
+            similarity = sims[best, np.arange(m)]
+            interest_of = [plan.interests[b] for b in best]
+            contrib = sp.csr_matrix(batch.queries[q0 + best].multiply(items))
+            names = self.model.terms()
+            for r in range(m):
+                lo, hi = contrib.indptr[r], contrib.indptr[r + 1]
+                vals = contrib.data[lo:hi]
+                order = np.argsort(-vals, kind="stable")[:WHY_TERMS]
+                terms[r] = tuple(str(names[c]) for c in contrib.indices[lo:hi][order]
+                                 if vals[order[0]] > 0)
+        seed_best: list[tuple[str | None, str | None, float | None]] = [(None, None, None)] * m
         if plan.all_seeds:
-            seed_vecs = self._vectors_of(plan.all_seeds)
-            sims = np.asarray((seed_vecs @ vec.T).todense()).ravel()
-            best = int(np.argmax(sims))
-            seed_key, seed_title = plan.all_seeds[best].key, plan.all_seeds[best].title
-            seed_sim = float(sims[best])
-        penalties = tuple(term for term in plan.profile.avoid
-                          if term.casefold() in paper_text(paper).casefold())
-        return Recommendation(paper, score, Why(
-            interest=interest, similarity=similarity, terms=terms, authors=authors,
-            seed_key=seed_key, seed_title=seed_title, seed_similarity=seed_sim,
-            penalties=penalties,
-        ))
+            rows = [batch.seed_row[p.pid] for p in plan.all_seeds]
+            seed_sims = (batch.seed_matrix[rows] @ items.T).toarray()
+            nearest = np.argmax(seed_sims, axis=0)
+            seed_best = [(plan.all_seeds[s].key, plan.all_seeds[s].title,
+                          float(seed_sims[s, r])) for r, s in enumerate(nearest)]
+        out = []
+        for r, j in enumerate(picked):
+            paper = batch.candidates.papers[int(j)]
+            authors: tuple[str, ...] = ()
+            if plan.followed:
+                authors = tuple(plan.followed[normalize_author(a)] for a in paper.authors
+                                if normalize_author(a) in plan.followed)
+            penalties: tuple[str, ...] = ()
+            if plan.profile.avoid:
+                text = paper_text(paper).casefold()
+                penalties = tuple(t for t in plan.profile.avoid if t.casefold() in text)
+            seed_key, seed_title, seed_sim = seed_best[r]
+            out.append(Recommendation(paper, float(scores[r]), Why(
+                interest=interest_of[r], similarity=float(similarity[r]), terms=terms[r],
+                authors=authors, seed_key=seed_key, seed_title=seed_title,
+                seed_similarity=seed_sim, penalties=penalties,
+            )))
+        return out
+
+
+@dataclass
+class _Batch:
+    """What one ranking computes once and its chunks share."""
+
+    plans: Sequence[_Plan]
+    candidates: Candidates
+    prepared: scoring.PreparedPapers
+    queries: sp.csr_matrix
+    offsets: npt.NDArray[np.int64]
+    weights: npt.NDArray[np.float32]
+    penalties: sp.csr_matrix
+    pen_offsets: npt.NDArray[np.int64]
+    seed_matrix: sp.csr_matrix
+    seed_row: Mapping[int, int]
+    category_masks: dict[frozenset[str], npt.NDArray[np.bool_]]
+    since: npt.NDArray[np.int64]
+    #: Candidates whose text contains each avoided phrase (casefolded).
+    avoided: dict[str, npt.NDArray[np.int64]]
+
+
+def _group_max(out: npt.NDArray[np.float32], rows: sp.csr_matrix,
+               offsets: npt.NDArray[np.int64], prepared: scoring.PreparedPapers,
+               weights: npt.NDArray[np.float32] | None = None) -> None:
+    """out[g] = the best (weighted) similarity of group g's rows to each paper; groups
+    without rows are left as they are."""
+    r0, r1 = int(offsets[0]), int(offsets[-1])
+    if r1 == r0:
+        return
+    block = scoring.similarities(rows[r0:r1], prepared)
+    if weights is not None:
+        block *= weights[r0:r1, None]
+    sizes = np.diff(offsets)
+    nonempty = np.flatnonzero(sizes > 0)
+    out[nonempty] = np.maximum.reduceat(block, offsets[:-1][nonempty] - r0, axis=0)
 
 
 def rank_json(ranking: Ranking) -> dict[str, Any]:

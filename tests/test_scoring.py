@@ -232,3 +232,12 @@ def test_sharpen_favours_rare_terms() -> None:
     assert got[0] / got[1] == pytest.approx(0.6 * 8 / 0.8, rel=1e-5)
     assert got[2] == 0
     assert np.linalg.norm(got) == pytest.approx(1.0)
+
+
+def test_prune_in_chunks_equals_at_once() -> None:
+    rng = np.random.default_rng(4)
+    queries = _random_unit_rows(rng, 30, 400)
+    whole = prune(queries, 5, chunk=1000)
+    for chunk in (1, 7):
+        assert (prune(queries, 5, chunk=chunk) != whole).nnz == 0
+    assert np.diff(whole.indptr).max() <= 5

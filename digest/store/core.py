@@ -241,12 +241,20 @@ class Store(LedgerMixin):
             return set(conn.execute(sa.select(sent.c.pid).where(sent.c.profile == profile))
                        .scalars())
 
-    def sent_pids_many(self, profiles: Sequence[str]) -> dict[str, set[int]]:
+    def sent_pids_many(
+        self, profiles: Sequence[str], *, announced_from: dt.date | None = None
+    ) -> dict[str, set[int]]:
+        """Papers sent to each profile; with `announced_from`, only papers announced on or
+        after that day (the ones a ranking could offer again)."""
         out: dict[str, set[int]] = {p: set() for p in profiles}
         with self._errors(), self.engine.connect() as conn:
             for start in range(0, len(profiles), 500):
                 chunk = list(profiles[start : start + 500])
                 query = sa.select(sent.c.profile, sent.c.pid).where(sent.c.profile.in_(chunk))
+                if announced_from is not None:
+                    query = query.join(papers, papers.c.pid == sent.c.pid).where(
+                        papers.c.announced >= announced_from.isoformat()
+                    )
                 for name, pid in conn.execute(query):
                     out[name].add(pid)
         return out

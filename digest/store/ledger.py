@@ -110,6 +110,21 @@ class LedgerMixin:
             )
             return [_delivery(r) for r in rows]
 
+    def pending_deliveries(self, profiles: Sequence[str]) -> dict[str, list[Delivery]]:
+        """Deliveries recorded but not yet accepted, per profile, oldest first."""
+        out: dict[str, list[Delivery]] = {}
+        with self._begin() as conn:
+            for start in range(0, len(profiles), 500):
+                chunk = list(profiles[start : start + 500])
+                rows = conn.execute(
+                    sa.select(deliveries)
+                    .where(deliveries.c.status == "pending", deliveries.c.profile.in_(chunk))
+                    .order_by(deliveries.c.digest_key)
+                )
+                for row in rows:
+                    out.setdefault(row.profile, []).append(_delivery(row))
+        return out
+
     def record_delivery(
         self,
         *,
@@ -285,9 +300,10 @@ class LedgerMixin:
             row = conn.execute(sa.select(locks).where(locks.c.name == name)).first()
             if row is not None and not (row.host == host and row.pid == pid):
                 heartbeat = _utc(row.heartbeat_at) or now
-                dead = (row.host == host and not _alive(row.pid)) or (
-                    now - heartbeat > stale_after
-                )
+                # On this host the process table is the truth; from another host, only a
+                # heartbeat that stopped says the holder died.
+                dead = (not _alive(row.pid) if row.host == host
+                        else now - heartbeat > stale_after)
                 if not dead:
                     since = _utc(row.acquired_at) or now
                     raise StoreLockedError(
