@@ -56,7 +56,8 @@ def main() -> None:
     from digest.sources.resolve import FileSource
     from digest.store import Store
 
-    records = [json.loads(line) for line in gzip.open(args.data, "rt", encoding="utf-8")]
+    with gzip.open(args.data, "rt", encoding="utf-8") as lines:
+        records = [json.loads(line) for line in lines]
     records.sort(key=lambda r: (r["date"], r["id"]))
     new = records[-args.new:]
     first_new_day = dt.date.fromisoformat(new[0]["date"])
