@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import datetime as dt
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +54,8 @@ AVOID_MIN = 0.3
 DUPLICATE = 0.8
 #: Profiles scored per chunk (memory: chunk x interests x candidates x 4 bytes).
 CHUNK = 256
+#: Profiles whose query vectors are built at once (bounds the temporaries of `_batch`).
+QUERY_CHUNK = 2048
 #: Terms shown as the reason for a match.
 WHY_TERMS = 5
 
@@ -141,9 +146,7 @@ class Recommender:
         if not candidates.papers:
             return rankings
         batch = self._batch(plans, candidates)
-        for c0 in range(0, len(plans), CHUNK):
-            c1 = min(c0 + CHUNK, len(plans))
-            scores = self._score_chunk(batch, c0, c1)
+        for c0, c1, scores in self._score_chunks(batch):
             for i in range(c0, c1):
                 plan, row = plans[i], scores[i - c0]
                 finite = np.isfinite(row)
@@ -256,8 +259,23 @@ class Recommender:
         seed_pids = list(unique)
         seed_matrix = self._vectors_of([unique[pid] for pid in seed_pids])
         seed_row = {pid: i for i, pid in enumerate(seed_pids)}
-        queries, offsets, weights = self._queries(plans, seed_matrix, seed_row)
+        # Terms no candidate has add nothing to any score: queries keep only the candidates'
+        # terms (~20% fewer entries to multiply, and less memory).
+        in_vocab = np.zeros(self.model.n_features, dtype=bool)
+        in_vocab[candidates.vectors.indices] = True
+        parts, offsets_parts, weight_parts = [], [np.zeros(1, dtype=np.int64)], []
+        for p0 in range(0, len(plans), QUERY_CHUNK):
+            part, off, w = self._queries(plans[p0 : p0 + QUERY_CHUNK], seed_matrix, seed_row)
+            parts.append(_keep_columns(part, in_vocab))
+            offsets_parts.append(off[1:] + offsets_parts[-1][-1])
+            weight_parts.append(w)
+        queries = (parts[0] if len(parts) == 1
+                   else sp.csr_matrix(sp.vstack(parts, format="csr"), dtype=np.float32))
+        offsets = np.concatenate(offsets_parts)
+        weights = np.concatenate(weight_parts)
+        del parts
         penalties, pen_offsets = self._penalties(plans, seed_matrix, seed_row)
+        penalties = _keep_columns(penalties, in_vocab)
         category_masks: dict[frozenset[str], npt.NDArray[np.bool_]] = {}
         for plan in plans:
             wanted = frozenset(plan.profile.categories)
@@ -272,10 +290,29 @@ class Recommender:
             for term in terms:
                 avoided[term] = np.array([j for j, t in enumerate(texts) if term in t],
                                          dtype=np.int64)
+        # Per-profile masks as flat (ptr, columns) arrays, so a chunk applies them with a few
+        # fancy-index writes instead of a Python loop per profile.
+        index = candidates.index
+        excluded = _ragged([[index[pid] for pid in plan.exclude if pid in index]
+                            for plan in plans])
+        boosted = _ragged([sorted({j for name in plan.followed
+                                   for j in candidates.by_author.get(name, ())})
+                           for plan in plans])
+        avoid_hits = _ragged([sorted({int(j) for t in plan.profile.avoid
+                                      for j in avoided.get(t.casefold(), ())})
+                              for plan in plans])
+        mask_keys = list(category_masks)
+        mask_stack = (np.stack([category_masks[k] for k in mask_keys]) if mask_keys
+                      else np.zeros((0, len(candidates.papers)), dtype=bool))
+        key_id = {k: n for n, k in enumerate(mask_keys)}
+        mask_of = np.array([key_id.get(frozenset(plan.profile.categories), -1)
+                            if plan.profile.categories else -1 for plan in plans],
+                           dtype=np.int64)
         return _Batch(
             plans, candidates, scoring.prepare(candidates.vectors), queries, offsets, weights,
             penalties, pen_offsets, seed_matrix, seed_row, category_masks,
             np.array([p.since.toordinal() for p in plans], dtype=np.int64), avoided,
+            excluded, boosted, avoid_hits, mask_stack, mask_of,
         )
 
     def _queries(self, plans: Sequence[_Plan], seed_matrix: sp.csr_matrix,
@@ -340,27 +377,47 @@ class Recommender:
         penalty = np.zeros((c1 - c0, n), dtype=np.float32)
         _group_max(penalty, batch.penalties, batch.pen_offsets[c0 : c1 + 1], batch.prepared)
         penalty = np.maximum(penalty, 0)
-        for i in range(c0, c1):
-            for term in batch.plans[i].profile.avoid:
-                matching = batch.avoided.get(term.casefold())
-                if matching is not None and len(matching):
-                    penalty[i - c0, matching] = np.maximum(penalty[i - c0, matching], AVOID_MIN)
+        rows, cols = batch.avoid_hits.block(c0, c1)
+        if len(rows):
+            penalty[rows, cols] = np.maximum(penalty[rows, cols], AVOID_MIN)
         scores -= penalty
+        del penalty
         scores[batch.candidates.announced[None, :] < batch.since[c0:c1, None]] = -np.inf
-        for i in range(c0, c1):
-            plan, row = batch.plans[i], scores[i - c0]
-            if plan.followed:
-                hits = {j for name in plan.followed
-                        for j in batch.candidates.by_author.get(name, ())}
-                if hits:
-                    row[sorted(hits)] += AUTHOR_BOOST
-            excluded = [batch.candidates.index[pid] for pid in plan.exclude
-                        if pid in batch.candidates.index]
-            if excluded:
-                row[excluded] = -np.inf
-            if plan.profile.categories:
-                row[~batch.category_masks[frozenset(plan.profile.categories)]] = -np.inf
+        rows, cols = batch.boosted.block(c0, c1)
+        if len(rows):
+            scores[rows, cols] += AUTHOR_BOOST
+        rows, cols = batch.excluded.block(c0, c1)
+        if len(rows):
+            scores[rows, cols] = -np.inf
+        masked = np.flatnonzero(batch.mask_of[c0:c1] >= 0)
+        if len(masked):
+            keep = batch.mask_stack[batch.mask_of[c0:c1][masked]]
+            block = scores[masked]
+            block[~keep] = -np.inf
+            scores[masked] = block
         return scores
+
+    def _score_chunks(self, batch: _Batch, chunk: int = CHUNK, workers: int = scoring.WORKERS
+                      ) -> Iterator[tuple[int, int, npt.NDArray[np.float32]]]:
+        """`_score_chunk` over all profiles, in order, `chunk` profiles at a time: (c0, c1,
+        scores). `workers` chunks are scored at once in threads (the sparse product and BLAS
+        release the GIL); at most ``workers + 1`` chunks are held at a time."""
+        bounds = [(c0, min(c0 + chunk, len(batch.plans)))
+                  for c0 in range(0, len(batch.plans), chunk)]
+        if workers <= 1 or len(bounds) <= 1:
+            for c0, c1 in bounds:
+                yield c0, c1, self._score_chunk(batch, c0, c1)
+            return
+        with ThreadPoolExecutor(workers) as pool, _blas_threads(1):
+            pending: deque[tuple[int, int, Future[npt.NDArray[np.float32]]]] = deque()
+            for c0, c1 in bounds:
+                pending.append((c0, c1, pool.submit(self._score_chunk, batch, c0, c1)))
+                if len(pending) > workers:
+                    d0, d1, done = pending.popleft()
+                    yield d0, d1, done.result()
+            while pending:
+                d0, d1, done = pending.popleft()
+                yield d0, d1, done.result()
 
     def _choose(self, batch: _Batch, i: int, row: npt.NDArray[np.float32], *, limit: int,
                 floor: float) -> list[Recommendation]:
@@ -455,6 +512,59 @@ class _Batch:
     since: npt.NDArray[np.int64]
     #: Candidates whose text contains each avoided phrase (casefolded).
     avoided: dict[str, npt.NDArray[np.int64]]
+    #: Per profile: candidates excluded (sent, own seeds, disliked), by followed authors,
+    #: containing an avoided phrase.
+    excluded: _Ragged
+    boosted: _Ragged
+    avoid_hits: _Ragged
+    #: One row per distinct category set, and each profile's row (-1: no category filter).
+    mask_stack: npt.NDArray[np.bool_]
+    mask_of: npt.NDArray[np.int64]
+
+
+@dataclass
+class _Ragged:
+    """Lists of candidate rows, one per profile, flat (like CSR ``indptr``/``indices``)."""
+
+    ptr: npt.NDArray[np.int64]
+    cols: npt.NDArray[np.int64]
+
+    def block(self, c0: int, c1: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """(row in the chunk, candidate) pairs of profiles c0..c1."""
+        lo, hi = int(self.ptr[c0]), int(self.ptr[c1])
+        rows = np.repeat(np.arange(c1 - c0, dtype=np.int64), np.diff(self.ptr[c0 : c1 + 1]))
+        return rows, self.cols[lo:hi]
+
+
+def _ragged(lists: Sequence[Sequence[int]]) -> _Ragged:
+    ptr = np.zeros(len(lists) + 1, dtype=np.int64)
+    ptr[1:] = np.cumsum([len(x) for x in lists])
+    cols = np.fromiter((j for x in lists for j in x), dtype=np.int64, count=int(ptr[-1]))
+    return _Ragged(ptr, cols)
+
+
+def _keep_columns(m: sp.csr_matrix, keep: npt.NDArray[np.bool_]) -> sp.csr_matrix:
+    """`m` with the entries outside the `keep` columns dropped (same shape)."""
+    m = sp.csr_matrix(m, dtype=np.float32)
+    inside = keep[m.indices]
+    if inside.all():
+        return m
+    kept = np.concatenate(([0], np.cumsum(inside, dtype=np.int64)))
+    indptr = kept[m.indptr].astype(m.indptr.dtype)
+    return sp.csr_matrix((m.data[inside], m.indices[inside], indptr), shape=m.shape)
+
+
+@contextmanager
+def _blas_threads(n: int) -> Iterator[None]:
+    """BLAS limited to `n` threads (when threadpoolctl is at hand): the chunks already run
+    in parallel, and two multi-threaded BLAS calls on two cores only fight."""
+    try:
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+    except ImportError:  # pragma: no cover - installed with scikit-learn
+        yield
+        return
+    with threadpool_limits(limits=n, user_api="blas"):
+        yield
 
 
 def _group_max(out: npt.NDArray[np.float32], rows: sp.csr_matrix,

@@ -24,6 +24,7 @@ import re
 import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit
@@ -38,8 +39,10 @@ from jinja2 import (
     StrictUndefined,
     TemplateNotFound,
     TemplateSyntaxError,
+    pass_environment,
     select_autoescape,
 )
+from jinja2.filters import do_wordwrap
 
 from digest.errors import DigestError
 from digest.profiles import Profile
@@ -209,9 +212,14 @@ class Renderer:
         self._text.filters["md"] = escape_markdown
         self._text.filters["md_math"] = markdown_with_math
         self._text.filters["md_url"] = markdown_url
+        self._text.filters["wordwrap"] = _wordwrap
         self.links = links
         self.site_name = display_text(site_name)
         self._inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
+        self._shipped_feed_entry = str(shipped_templates_dir() / "feed_entry.html")
+        #: Feed entry bodies by (paper, why), while `feed_entry.html` is the shipped one (which
+        #: shows only what comes from the paper and the reason, never the profile's links).
+        self._feed_bodies: dict[tuple[Paper, Why | None], str] = {}
 
     # -- digests --------------------------------------------------------------------------------
 
@@ -261,11 +269,8 @@ class Renderer:
     def item(
         self, number: int, paper: Paper, why: Why | None, score: float | None, profile: str
     ) -> Item:
-        title = display_text(paper.title) or paper.key
-        abstract_full = display_text(paper.abstract)
-        abstract, truncated = _truncate(abstract_full, ABSTRACT_CHARS)
-        url = safe_url(paper.abs_url)
-        pdf = f"https://arxiv.org/pdf/{paper.arxiv_id}" if paper.arxiv_id else None
+        (title, abstract, truncated, abstract_full, title_tex, abstract_tex, url, pdf, authors,
+         categories, date) = _paper_fields(paper)
         return Item(
             number=number,
             paper=paper,
@@ -275,13 +280,13 @@ class Renderer:
             abstract=abstract,
             truncated=truncated,
             abstract_full=abstract_full,
-            title_tex=display_text(_keep_math(paper.title_raw, paper.title)) or title,
-            abstract_tex=display_text(_keep_math(paper.abstract_raw, paper.abstract)),
+            title_tex=title_tex,
+            abstract_tex=abstract_tex,
             url=url,
             pdf_url=pdf,
-            authors=display_text(short_authors(paper.authors)),
-            categories=tuple(display_text(c) for c in paper.categories),
-            date=(paper.announced or paper.first_seen.date()).isoformat(),
+            authors=authors,
+            categories=categories,
+            date=date,
             interest=display_text(why.interest) if why else None,
             terms=tuple(display_text(t) for t in why.terms[:5]) if why else (),
             followed=tuple(display_text(a) for a in why.authors) if why else (),
@@ -289,6 +294,23 @@ class Renderer:
             like_url=self.links.feedback(profile, paper.key, "like"),
             dislike_url=self.links.feedback(profile, paper.key, "dislike"),
         )
+
+    def _feed_bodies_cached(self) -> bool:
+        """Whether feed entry bodies can be cached by paper and reason: while
+        ``feed_entry.html`` is the shipped one, which shows nothing of the profile."""
+        return self._html.get_template("feed_entry.html").filename == self._shipped_feed_entry
+
+    def _feed_body(self, item: Item, cached: bool) -> str:
+        """`feed_entry_html` as `display_text`; `cached` from `_feed_bodies_cached`."""
+        if not cached:
+            return display_text(self.feed_entry_html(item))
+        key = (item.paper, item.why)
+        body = self._feed_bodies.get(key)
+        if body is None:
+            if len(self._feed_bodies) >= _CACHE_SIZE:
+                self._feed_bodies.clear()
+            body = self._feed_bodies[key] = display_text(self.feed_entry_html(item))
+        return body
 
     # -- internals ------------------------------------------------------------------------------
 
@@ -328,6 +350,61 @@ class Renderer:
             raise DigestError(f"{_where(exc.__traceback__, name)}: {exc}") from exc
 
 
+#: Entries kept by the per-paper caches (a day's papers, many times over).
+_CACHE_SIZE = 4096
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _paper_fields(
+    paper: Paper,
+) -> tuple[str, str, bool, str, str, str, str | None, str | None, str, tuple[str, ...], str]:
+    """What an `Item` shows of a paper: the same for every profile it is sent to."""
+    title = display_text(paper.title) or paper.key
+    abstract_full = display_text(paper.abstract)
+    abstract, truncated = _truncate(abstract_full, ABSTRACT_CHARS)
+    return (
+        title,
+        abstract,
+        truncated,
+        abstract_full,
+        display_text(_keep_math(paper.title_raw, paper.title)) or title,
+        display_text(_keep_math(paper.abstract_raw, paper.abstract)),
+        safe_url(paper.abs_url),
+        f"https://arxiv.org/pdf/{paper.arxiv_id}" if paper.arxiv_id else None,
+        display_text(short_authors(paper.authors)),
+        tuple(display_text(c) for c in paper.categories),
+        (paper.announced or paper.first_seen.date()).isoformat(),
+    )
+
+
+@pass_environment
+def _wordwrap(
+    env: Environment,
+    s: str,
+    width: int = 79,
+    break_long_words: bool = True,
+    wrapstring: str | None = None,
+    break_on_hyphens: bool = True,
+) -> str:
+    """Jinja's ``wordwrap``, cached: textwrap is slow and the same abstracts recur."""
+    if wrapstring is None:
+        wrapstring = env.newline_sequence
+    if type(s) is not str:
+        return do_wordwrap(env, s, width, break_long_words, wrapstring, break_on_hyphens)
+    return _wordwrap_cached(s, width, break_long_words, wrapstring, break_on_hyphens)
+
+
+_WRAP_ENV = Environment()
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _wordwrap_cached(
+    s: str, width: int, break_long_words: bool, wrapstring: str, break_on_hyphens: bool
+) -> str:
+    # With `wrapstring` given, do_wordwrap does not read the environment.
+    return do_wordwrap(_WRAP_ENV, s, width, break_long_words, wrapstring, break_on_hyphens)
+
+
 def _where(tb: types.TracebackType | None, name: str) -> str:
     """``file:line`` of the innermost template frame (Jinja rewrites tracebacks so template
     frames carry the template's file name and line)."""
@@ -344,6 +421,8 @@ def _where(tb: types.TracebackType | None, name: str) -> str:
 
 # Control characters other than tab and newline, and what XML 1.0 cannot hold at all.
 _UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+# `\s` in a str pattern is `str.isspace`.
+_UNSAFE_OR_SPACE = re.compile(_UNSAFE.pattern + r"|\s")
 _BIDI_OPEN = {
     "\u202a": "\u202c",
     "\u202b": "\u202c",
@@ -354,12 +433,15 @@ _BIDI_OPEN = {
     "\u2068": "\u2069",
 }
 _BIDI_CLOSE = {"\u202c", "\u2069"}
+_BIDI_ANY = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 
 def display_text(text: str) -> str:
     """Text fit to show anywhere: no control characters, one line, and any right-to-left
     override it opens closed at its end, so it cannot reverse what follows it."""
     text = collapse(_UNSAFE.sub("", text))
+    if not _BIDI_ANY.search(text):
+        return text
     stack: list[str] = []
     for ch in text:
         if ch in _BIDI_OPEN:
@@ -369,6 +451,7 @@ def display_text(text: str) -> str:
     return text + "".join(reversed(stack))
 
 
+@lru_cache(maxsize=_CACHE_SIZE)
 def safe_url(url: str | None) -> str | None:
     """`url` if it is an absolute http(s) URL (what a source gave may be anything)."""
     if not url:
@@ -377,7 +460,7 @@ def safe_url(url: str | None) -> str | None:
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         return None
-    if _UNSAFE.search(url) or any(ch.isspace() for ch in url):
+    if _UNSAFE_OR_SPACE.search(url):
         return quote(_UNSAFE.sub("", url), safe=":/?#[]@!$&'()*+,;=%~")
     return url
 
@@ -461,6 +544,7 @@ def _clean_inner(segment: str) -> str:
     return (" " if segment[0].isspace() else "") + core + (" " if segment[-1].isspace() else "")
 
 
+@lru_cache(maxsize=_CACHE_SIZE)
 def escape_markdown(text: str, *, line_start: bool = True) -> str:
     """`text` as markdown that renders as exactly that text (GitHub-flavoured). With
     `line_start`, what would begin a heading or a list there is escaped too."""
@@ -480,6 +564,7 @@ def markdown_url(url: str) -> str:
     return re.sub(r"[()<>\s]", lambda m: f"%{ord(m[0]):02X}", url)
 
 
+@lru_cache(maxsize=_CACHE_SIZE)
 def markdown_with_math(text: str) -> str:
     """Like `escape_markdown`, but ``$...$`` math is kept for GitHub to typeset. Inside math,
     what markdown or HTML would read as markup is rewritten into equivalent LaTeX."""

@@ -67,17 +67,26 @@ class TopK:
 
 def normalize_rows(m: sp.spmatrix) -> sp.csr_matrix:
     """Rows scaled to unit L2 length (all-zero rows stay zero); CSR float32."""
-    out = sp.csr_matrix(m, dtype=np.float32, copy=True)
-    lengths = np.diff(out.indptr)
-    squares = np.square(out.data, dtype=np.float64)
-    sums = np.zeros(out.shape[0])
+    return _normalize_inplace(sp.csr_matrix(m, dtype=np.float32, copy=True))
+
+
+def _row_norms(m: sp.csr_matrix) -> FloatArray:
+    """L2 length of each row of a CSR matrix (float32, summed in float64)."""
+    lengths = np.diff(m.indptr)
+    sums = np.zeros(m.shape[0])
     nonempty = lengths > 0
     if nonempty.any():
-        sums[nonempty] = np.add.reduceat(squares, out.indptr[:-1][nonempty])
-    norms = np.sqrt(sums).astype(np.float32)
+        sums[nonempty] = np.add.reduceat(np.square(m.data, dtype=np.float64),
+                                         m.indptr[:-1][nonempty])
+    return np.sqrt(sums).astype(np.float32)
+
+
+def _normalize_inplace(m: sp.csr_matrix) -> sp.csr_matrix:
+    """`normalize_rows` on a CSR float32 matrix the caller owns, without a copy."""
+    norms = _row_norms(m)
     norms[norms == 0] = 1.0
-    out.data /= np.repeat(norms, lengths)
-    return out
+    m.data *= np.repeat(np.reciprocal(norms), np.diff(m.indptr))
+    return m
 
 
 def _check_offsets(offsets: npt.ArrayLike, n_rows: int) -> IntArray:
@@ -117,9 +126,13 @@ def group_means(
         weights = (1.0 / np.maximum(sizes[g0:g1], 1))[owner].astype(np.float32)
         avg = sp.csr_matrix((weights, (owner, picked[r0:r1])), shape=(g1 - g0, vecs.shape[0]))
         means = avg @ vecs
-        parts.append(normalize_rows(means) if max_terms is None else prune(means, max_terms))
+        means = sp.csr_matrix(means, dtype=np.float32)
+        parts.append(_normalize_inplace(means) if max_terms is None
+                     else prune(means, max_terms))
     if not parts:
         return sp.csr_matrix((0, vecs.shape[1]), dtype=np.float32)
+    if len(parts) == 1:
+        return parts[0]
     return sp.csr_matrix(sp.vstack(parts, format="csr"), dtype=np.float32)
 
 
@@ -172,17 +185,28 @@ def interest_queries(
     Either input may be None; rows that are all-zero in one input (an interest without seeds,
     or without text) take the other input alone. Rows are unit length.
     """
-    parts: list[sp.csr_matrix] = []
-    if seed_centroids is not None:
-        parts.append(normalize_rows(seed_centroids) * np.float32(1.0 - text_weight))
-    if text_vectors is not None:
-        parts.append(normalize_rows(text_vectors) * np.float32(text_weight))
-    if not parts:
+    if seed_centroids is None and text_vectors is None:
         raise ValueError("an interest needs seeds or text")
-    # Where one side is absent, normalisation gives the other side full weight.
-    total = normalize_rows(parts[0] if len(parts) == 1 else parts[0] + parts[1])
+    # One copy, scaled in place: normalising a row before the final normalisation only matters
+    # where the two sides are mixed; where one side is absent the other takes full weight.
+    total: sp.csr_matrix | None = None
+    for side, w in ((seed_centroids, 1.0 - text_weight), (text_vectors, text_weight)):
+        if side is None:
+            continue
+        part = sp.csr_matrix(side, dtype=np.float32, copy=True)
+        if not part.nnz and total is not None:
+            continue
+        norms = _row_norms(part)
+        scale = np.where(norms > 0, np.float32(w) / np.maximum(norms, np.float32(1e-30)), 0)
+        part.data *= np.repeat(scale.astype(np.float32), np.diff(part.indptr))
+        total = part if total is None or not total.nnz else sp.csr_matrix(total + part)
+    assert total is not None
     if idf is not None:
-        total = sharpen(total, idf)
+        scale_terms = np.asarray(idf, dtype=np.float32) ** np.float32(IDF_POWER)
+        if len(scale_terms) != total.shape[1]:
+            raise ValueError(f"idf has {len(scale_terms)} terms, queries have {total.shape[1]}")
+        total.data *= scale_terms[total.indices]
+    total = _normalize_inplace(total)
     return total if MAX_QUERY_TERMS is None else prune(total, MAX_QUERY_TERMS)
 
 
