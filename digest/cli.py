@@ -281,7 +281,7 @@ def preview_command(app: DigestApp, name: str, day: dt.datetime | None) -> None:
 
     Nothing is sent or recorded.
     """
-    from .deliver import write_atomically
+    from .fsutil import write_atomically
     from .types import Digest
 
     (profile,) = _load_profiles(app, (name,)) or [None]

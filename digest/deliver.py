@@ -17,16 +17,14 @@ two runs never send at once.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import DeliveryError, DigestError
+from .fsutil import write_atomically
 from .mailer import Transport, build_message, make_message_id
 from .profiles import Profile
 from .render import FeedItem, Renderer
@@ -69,23 +67,7 @@ class DeliverySettings:
     feed_max_items: int = 100
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write `path` whole or not at all (a temp file in the same folder, then a rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _why_from(data: Mapping[str, Any] | None) -> Why | None:
+def why_from(data: Mapping[str, Any] | None) -> Why | None:
     if not data:
         return None
     seed = data.get("seed") or {}
@@ -285,7 +267,7 @@ class Deliverer:
         since = now - dt.timedelta(days=self.settings.feed_window_days)
         rows = self.store.feed_items(profile.name, since=since,
                                      limit=self.settings.feed_max_items)
-        items = [FeedItem(paper, sent_at, _why_from(why)) for paper, sent_at, why in rows]
+        items = [FeedItem(paper, sent_at, why_from(why)) for paper, sent_at, why in rows]
         rss, atom = self.renderer.feeds(
             profile, items, window_days=self.settings.feed_window_days,
             max_items=self.settings.feed_max_items, now=now,

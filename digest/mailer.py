@@ -15,7 +15,6 @@ import random
 import re
 import smtplib
 import ssl
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from types import TracebackType
 from typing import Literal, Protocol, Self
 
 from .errors import DeliveryError
+from .fsutil import write_atomically
 
 #: Headers are parsed with this policy, and the parts encoded at its line length (78).
 _BUILD_POLICY = policy.SMTP
@@ -376,22 +376,7 @@ class EmlTransport:
         stem = _safe_name(message_id.strip("<>")) or f"{self._clock():.6f}".replace(".", "-")
         path = folder / f"{stem}.eml"
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".eml.tmp")
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    out.write(message)
-                    out.flush()
-                    os.fsync(out.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                os.unlink(tmp)
-                raise
-            dir_fd = os.open(folder, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)  # make the rename itself durable
-            finally:
-                os.close(dir_fd)
+            write_atomically(path, message)
         except OSError as error:
             raise DeliveryError(f"{path}: cannot write the message: {error}") from error
         return str(path)

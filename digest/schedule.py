@@ -63,8 +63,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 from .app import DigestApp, utc_now
 from .config import Config, ScheduleConfig, load_config
 from .cron import to_trigger
-from .deliver import RunResult, write_atomically
+from .deliver import RunResult
 from .errors import DigestError, StoreLockedError
+from .fsutil import write_atomically
 from .ingest import Source
 from .profiles import ProfileSet, load_profiles
 from .sources.resolve import resolve

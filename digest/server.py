@@ -69,7 +69,7 @@ from jinja2 import (
 )
 from markupsafe import Markup
 
-from .deliver import _why_from
+from .deliver import why_from
 from .errors import DigestError
 from .profiles import Profile, add_feedback
 from .render import FeedItem, display_text, shipped_templates_dir
@@ -343,7 +343,7 @@ class WebApp:
             profile.name, since=now - dt.timedelta(days=settings.window_days),
             limit=settings.max_items,
         )
-        items = [FeedItem(paper, sent_at, _why_from(why)) for paper, sent_at, why in rows]
+        items = [FeedItem(paper, sent_at, why_from(why)) for paper, sent_at, why in rows]
         rss, atom = self.renderer.feeds(
             profile, items, window_days=settings.window_days, max_items=settings.max_items,
             now=now,
