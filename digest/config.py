@@ -12,11 +12,10 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .cron import parse_cron
+from .cron import check_timezone, parse_cron
 from .errors import ConfigError
 from .store import DEFAULT_URL
 
@@ -119,11 +118,7 @@ class ScheduleConfig(_Section):
     @field_validator("ingest_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{value!r} is not an IANA time zone like Europe/Berlin") from None
-        return value
+        return check_timezone(value)
 
     @field_validator("sources")
     @classmethod

@@ -218,3 +218,17 @@ def _weekday_names(days: frozenset[int]) -> str:
     if len(days) == 7:
         return "*"
     return ",".join(_DAY_NAMES[d] for d in sorted(days))
+
+
+def check_timezone(value: str) -> str:
+    """`value` if it names an IANA time zone; else ValueError with the closest name."""
+    import difflib
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        close = difflib.get_close_matches(value, zoneinfo.available_timezones(), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"{value!r} is not an IANA time zone like Europe/Berlin{hint}") from None
+    return value

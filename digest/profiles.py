@@ -17,7 +17,6 @@ import os
 import re
 import stat
 import tempfile
-import zoneinfo
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +39,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.scalarstring import ScalarString
 
-from digest.cron import parse_cron
+from digest.cron import check_timezone, parse_cron
 from digest.errors import ProfileError
 from digest.text import parse_arxiv_id
 
@@ -174,15 +173,7 @@ class Profile(_Frozen):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            close = difflib.get_close_matches(value, zoneinfo.available_timezones(), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(
-                f"{value!r} is not an IANA time zone like Europe/Berlin{hint}"
-            ) from None
-        return value
+        return check_timezone(value)
 
     @field_validator("schedule")
     @classmethod
