@@ -28,9 +28,13 @@ lint: $(VENV)/.installed
 test: lint
 	$(BIN)/pytest -q
 
-## bench: the benchmark scripts (figures printed, written to bench/results/)
+## bench: the benchmark scripts (figures printed, written to bench/results/); each needs
+## ../shared/data. bench/rank.py (~6 min) and bench/eval.py (~7 min) are the long ones.
 bench: $(VENV)/.installed
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/render.py
+	$(BIN)/python bench/smtp.py
+	$(BIN)/python bench/rank.py
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache
