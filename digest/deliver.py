@@ -209,8 +209,7 @@ class Deliverer:
         chosen = [{"pid": r.paper.pid, "key": r.paper.key, "score": round(r.score, 4),
                    "why": r.why.as_dict()} for r in items]
         if dry_run:
-            files = self._write_files(profile, digest.key, message, markdown, message_id,
-                                      dry_run=True)
+            files = self._write_files(profile, digest.key, message, markdown, dry_run=True)
             return RunResult(profile.name, "sent" if items else "empty",
                              papers=[r.paper.key for r in items], message_id=message_id,
                              files=files)
@@ -236,15 +235,14 @@ class Deliverer:
                 result.status, result.error, result.papers = "failed", str(exc), []
                 return result
             files.append(where)
-        files.extend(self._write_files(profile, delivery.key, None, delivery.markdown, None,
+        files.extend(self._write_files(profile, delivery.key, None, delivery.markdown,
                                        dry_run=dry_run))
         self.store.complete_delivery(delivery.id, files=files, now=self.clock())
         result.files = files
         return result
 
     def _write_files(self, profile: Profile, key: str, message: bytes | None,
-                     markdown: str | None, message_id: str | None, *,
-                     dry_run: bool) -> list[str]:
+                     markdown: str | None, *, dry_run: bool) -> list[str]:
         folder = self.settings.out_dir / profile.name / ("dry-run" if dry_run else "")
         written: list[str] = []
         try:
@@ -263,20 +261,27 @@ class Deliverer:
     def write_feeds(self, profile: Profile, *, dry_run: bool = False) -> list[str]:
         """Rewrite the profile's RSS and Atom feeds from the ledger (deterministic: unchanged
         when nothing new was sent)."""
-        now = self.clock()
-        since = now - dt.timedelta(days=self.settings.feed_window_days)
-        rows = self.store.feed_items(profile.name, since=since,
-                                     limit=self.settings.feed_max_items)
-        items = [FeedItem(paper, sent_at, why_from(why)) for paper, sent_at, why in rows]
-        rss, atom = self.renderer.feeds(
-            profile, items, window_days=self.settings.feed_window_days,
-            max_items=self.settings.feed_max_items, now=now,
+        _, rss, atom = ledger_feeds(
+            self.store, self.renderer, profile, now=self.clock(),
+            window_days=self.settings.feed_window_days, max_items=self.settings.feed_max_items,
         )
         folder = self.settings.out_dir / profile.name / ("dry-run" if dry_run else "")
         paths = [folder / "feed.rss", folder / "feed.atom"]
         for path, data in zip(paths, (rss, atom), strict=True):
             write_atomically(path, data)
         return [str(p) for p in paths]
+
+
+def ledger_feeds(store: Store, renderer: Renderer, profile: Profile, *, now: dt.datetime,
+                 window_days: int, max_items: int) -> tuple[list[FeedItem], bytes, bytes]:
+    """A profile's feed items from the ledger (what it was sent in the window), and its RSS and
+    Atom built from them: what `digest run` writes and `digest serve` serves."""
+    rows = store.feed_items(profile.name, since=now - dt.timedelta(days=window_days),
+                            limit=max_items)
+    items = [FeedItem(paper, sent_at, why_from(why)) for paper, sent_at, why in rows]
+    rss, atom = renderer.feeds(profile, items, window_days=window_days, max_items=max_items,
+                               now=now)
+    return items, rss, atom
 
 
 def _domain(sender: str) -> str:

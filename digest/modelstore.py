@@ -15,7 +15,6 @@ simply does not count, which is why growth triggers a refit.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,14 +91,6 @@ def ensure(store: Store, directory: Path, *, now: dt.datetime, force: bool = Fal
     fitted = fit(store, directory, now=now)
     fitted.fitted_because = reason
     return fitted
-
-
-def meta(directory: Path) -> dict[str, object] | None:
-    try:
-        data: dict[str, object] = json.loads((directory / "meta.json").read_text("utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data
 
 
 def recommender(store: Store, loaded: LoadedModel, *, first_digest_days: int) -> Recommender:

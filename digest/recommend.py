@@ -594,7 +594,3 @@ def rank_json(ranking: Ranking) -> dict[str, Any]:
         ],
         "warnings": ranking.warnings,
     }
-
-
-def by_name(rankings: Iterable[Ranking]) -> Mapping[str, list[Recommendation]]:
-    return {r.profile: r.items for r in rankings}

@@ -69,10 +69,10 @@ from jinja2 import (
 )
 from markupsafe import Markup
 
-from .deliver import why_from
+from .deliver import ledger_feeds
 from .errors import DigestError
 from .profiles import Profile, add_feedback
-from .render import FeedItem, display_text, shipped_templates_dir
+from .render import display_text, shipped_templates_dir
 from .store import Delivery, Store
 from .tokens import verify_token
 
@@ -337,16 +337,10 @@ class WebApp:
             return self._message(503, "Feed unavailable", "This feed's profile has errors; "
                                  "it is back once they are fixed.")
         fmt, content_type = _FEEDS[request.segments[-1]]
-        now = self.app.clock()
         settings = self.app.config.feeds
-        rows = self.store.feed_items(
-            profile.name, since=now - dt.timedelta(days=settings.window_days),
-            limit=settings.max_items,
-        )
-        items = [FeedItem(paper, sent_at, why_from(why)) for paper, sent_at, why in rows]
-        rss, atom = self.renderer.feeds(
-            profile, items, window_days=settings.window_days, max_items=settings.max_items,
-            now=now,
+        items, rss, atom = ledger_feeds(
+            self.store, self.renderer, profile, now=self.app.clock(),
+            window_days=settings.window_days, max_items=settings.max_items,
         )
         body = atom if fmt == "atom" else rss
         etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
