@@ -44,7 +44,7 @@ from .recommend import (
     normalize_author,
     paper_text,
 )
-from .store import Store
+from .store import PaperRef, Store
 from .types import Paper, Why
 
 if TYPE_CHECKING:
@@ -235,8 +235,9 @@ def explain(ranker: Recommender, profile: Profile, paper_key: str, *, until: dt.
 
     # The score, broken down, on the paper alone: it exists whatever the filters say.
     alone = ranker._batch([plan], _alone(ranker, paper, until))
+    queries = ranker._queries(alone, 0, 1).matrix
     vec = alone.candidates.vectors[0]
-    sims = np.asarray((alone.queries @ vec.T).todense(), dtype=np.float64).ravel()
+    sims = np.asarray((queries @ vec.T).todense(), dtype=np.float64).ravel()
     interests = tuple(InterestScore(name, float(w), float(s))
                       for name, w, s in zip(plan.interests, plan.weights, sims, strict=True))
     penalties = _penalties(alone.penalties, vec, profile.avoid, plan.disliked,
@@ -247,7 +248,7 @@ def explain(ranker: Recommender, profile: Profile, paper_key: str, *, until: dt.
                     if normalize_author(a) in followed)
     boost = AUTHOR_BOOST if followed else 0.0
     score = (max(s.weighted for s in interests) - penalty + boost) if interests else None
-    (alone_item,) = ranker._explain(alone, 0, np.array([0], dtype=np.int64),
+    (alone_item,) = ranker._explain(alone, 0, queries, np.array([0], dtype=np.int64),
                                     np.array([score or 0.0], dtype=np.float32))
     why = alone_item.why
 
@@ -260,10 +261,11 @@ def explain(ranker: Recommender, profile: Profile, paper_key: str, *, until: dt.
     past_limit = False
     if candidates.papers:
         batch = ranker._batch([plan], candidates)
-        row = ranker._score_chunk(batch, 0, 1)[0]
+        scores, ranked_queries = ranker._score_chunk(batch, 0, 1)
+        row = scores[0]
         finite = np.isfinite(row)
         considered = int(finite.sum())
-        items = ranker._choose(batch, 0, row, limit=profile.max_papers,
+        items = ranker._choose(batch, 0, row, ranked_queries.at(0), limit=profile.max_papers,
                                floor=profile.min_score)
         picked = next((r for r in items if r.paper.pid == paper.pid), None)
         j = candidates.index.get(paper.pid)
@@ -417,7 +419,7 @@ def _alone(ranker: Recommender, paper: Paper, until: dt.date) -> Candidates:
 
 
 def _penalties(rows: sp.csr_matrix, vec: sp.csr_matrix, avoid: Sequence[str],
-               disliked: Sequence[Paper], text: str) -> tuple[Penalty, ...]:
+               disliked: Sequence[PaperRef], text: str) -> tuple[Penalty, ...]:
     """Every penalty row (avoided terms, then disliked papers, as
     `Recommender._penalties` lays them out) that the paper is similar to, largest first; an
     avoided phrase in the paper's `text` (casefolded) takes off at least AVOID_MIN."""

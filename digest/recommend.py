@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import unicodedata
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,7 +36,7 @@ import scipy.sparse as sp
 from . import scoring
 from .model import TextModel
 from .profiles import Profile
-from .store import Store
+from .store import PaperRef, Store
 from .types import Paper, Recommendation, Why
 
 #: Name of the implicit interest made of the profile's own seed and liked papers.
@@ -54,8 +54,8 @@ AVOID_MIN = 0.3
 DUPLICATE = 0.8
 #: Profiles scored per chunk (memory: chunk x interests x candidates x 4 bytes).
 CHUNK = 256
-#: Profiles whose query vectors are built at once (bounds the temporaries of `_batch`).
-QUERY_CHUNK = 2048
+#: Text-only interests are expanded from the corpus once it has this many papers.
+EXPAND_MIN_CORPUS = 50
 #: Terms shown as the reason for a match.
 WHY_TERMS = 5
 
@@ -67,8 +67,10 @@ def paper_text(paper: Paper) -> str:
 
 def normalize_author(name: str) -> str:
     """Author names compared without case, accents, dots or extra spaces."""
-    text = unicodedata.normalize("NFKD", name).casefold()
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    text = name.casefold()
+    if not text.isascii():
+        text = unicodedata.normalize("NFKD", text)
+        text = "".join(ch for ch in text if not unicodedata.combining(ch))
     return " ".join(text.replace(".", " ").replace("-", " ").split())
 
 
@@ -92,9 +94,9 @@ class _Plan:
     interests: list[str]
     weights: list[float]
     texts: list[str]
-    seeds: list[list[Paper]]  # per interest
-    all_seeds: list[Paper]
-    disliked: list[Paper]
+    seeds: list[list[PaperRef]]  # per interest
+    all_seeds: list[PaperRef]
+    disliked: list[PaperRef]
     exclude: set[int]
     followed: dict[str, str]  # normalized -> as written
     since: dt.date
@@ -125,6 +127,7 @@ class Recommender:
         #: Vectors of the corpus the model was fit on (for expanding text-only interests).
         self.corpus = corpus
         self.corpus_pids = corpus_pids
+        self._sharpening: npt.NDArray[np.float32] | None = None
 
     # -- public --------------------------------------------------------------------------------
 
@@ -146,14 +149,15 @@ class Recommender:
         if not candidates.papers:
             return rankings
         batch = self._batch(plans, candidates)
-        for c0, c1, scores in self._score_chunks(batch):
+        for c0, c1, scores, queries in self._score_chunks(batch):
             for i in range(c0, c1):
                 plan, row = plans[i], scores[i - c0]
                 finite = np.isfinite(row)
                 rankings[i].considered = int(finite.sum())
                 limit = top or plan.profile.max_papers
                 floor = -np.inf if top else plan.profile.min_score
-                rankings[i].items = self._choose(batch, i, row, limit=limit, floor=floor)
+                rankings[i].items = self._choose(batch, i, row, queries.at(i), limit=limit,
+                                                 floor=floor)
         return rankings
 
     def candidates(self, start: dt.date, until: dt.date) -> Candidates:
@@ -180,7 +184,7 @@ class Recommender:
             refs.update(profile.seed_papers, profile.liked, profile.disliked)
             for interest in profile.interests:
                 refs.update(interest.seed_papers)
-        resolved = self.store.resolve_refs(refs)
+        resolved = self.store.find_refs(refs)
         names = [p.name for p in profiles]
         default_start = until - dt.timedelta(days=self.first_digest_days)
         covered = {} if since else self.store.last_covered(names)
@@ -188,7 +192,7 @@ class Recommender:
         sent = self.store.sent_pids_many(names, announced_from=earliest)
         plans = []
 
-        def find(ref_list: Iterable[str], where: str, warnings: list[str]) -> list[Paper]:
+        def find(ref_list: Iterable[str], where: str, warnings: list[str]) -> list[PaperRef]:
             found = []
             for ref in ref_list:
                 paper = resolved.get(ref)
@@ -227,21 +231,28 @@ class Recommender:
         return plans
 
     def _vectors_of(self, papers: Sequence[Paper]) -> sp.csr_matrix:
-        """Vectors of papers: rows of the saved corpus matrix where the paper is in it (no
-        text processing), the rest vectorized now."""
-        n = len(papers)
+        """Vectors of papers (see `_vectors_by_pid`)."""
+        by_pid = {p.pid: p for p in papers}
+        return self._vectors_by_pid([p.pid for p in papers],
+                                    lambda pids: [paper_text(by_pid[i]) for i in pids])
+
+    def _vectors_by_pid(self, pids: Sequence[int],
+                        texts: Callable[[Sequence[int]], list[str]]) -> sp.csr_matrix:
+        """Vectors of the papers `pids`: rows of the saved corpus matrix where the paper is in
+        it (no text processing), the rest vectorized now from ``texts(those pids)``."""
+        n = len(pids)
         if not n:
             return sp.csr_matrix((0, self.model.n_features), dtype=np.float32)
         corpus, corpus_pids = self.corpus, self.corpus_pids
         if corpus is None or corpus_pids is None or not len(corpus_pids):
-            return self.model.transform(paper_text(p) for p in papers)
-        pids = np.array([p.pid for p in papers], dtype=np.int64)
-        rows = np.clip(np.searchsorted(corpus_pids, pids), 0, len(corpus_pids) - 1)
-        found = corpus_pids[rows] == pids
+            return self.model.transform(texts(pids))
+        wanted = np.array(pids, dtype=np.int64)
+        rows = np.clip(np.searchsorted(corpus_pids, wanted), 0, len(corpus_pids) - 1)
+        found = corpus_pids[rows] == wanted
         if found.all():
             return sp.csr_matrix(corpus[rows])
         fresh = np.flatnonzero(~found)
-        parts = self.model.transform(paper_text(papers[int(i)]) for i in fresh)
+        parts = self.model.transform(texts([pids[int(i)] for i in fresh]))
         if not found.any():
             return parts
         stacked = sp.vstack([corpus[rows[found]], parts], format="csr")
@@ -250,32 +261,33 @@ class Recommender:
         inverse[order] = np.arange(n)
         return sp.csr_matrix(stacked[inverse], dtype=np.float32)
 
+    def _texts_by_pid(self, pids: Sequence[int]) -> list[str]:
+        found = self.store.papers_by_pid(pids)
+        return [paper_text(found[pid]) for pid in pids]
+
     def _batch(self, plans: Sequence[_Plan], candidates: Candidates) -> _Batch:
-        """Everything the chunks share: query and penalty rows, seed vectors, masks."""
-        unique: dict[int, Paper] = {}
+        """Everything the chunks share: penalty rows, seed vectors, masks. Query vectors are
+        built chunk by chunk (`_queries`), in the scoring threads: memory stays flat."""
+        unique: dict[int, PaperRef] = {}
         for plan in plans:
             for paper in [*plan.all_seeds, *plan.disliked]:
                 unique.setdefault(paper.pid, paper)
         seed_pids = list(unique)
-        seed_matrix = self._vectors_of([unique[pid] for pid in seed_pids])
+        seed_matrix = self._vectors_by_pid(seed_pids, self._texts_by_pid)
         seed_row = {pid: i for i, pid in enumerate(seed_pids)}
-        # Terms no candidate has add nothing to any score: queries keep only the candidates'
-        # terms (~20% fewer entries to multiply, and less memory).
-        in_vocab = np.zeros(self.model.n_features, dtype=bool)
-        in_vocab[candidates.vectors.indices] = True
-        parts, offsets_parts, weight_parts = [], [np.zeros(1, dtype=np.int64)], []
-        for p0 in range(0, len(plans), QUERY_CHUNK):
-            part, off, w = self._queries(plans[p0 : p0 + QUERY_CHUNK], seed_matrix, seed_row)
-            parts.append(_keep_columns(part, in_vocab))
-            offsets_parts.append(off[1:] + offsets_parts[-1][-1])
-            weight_parts.append(w)
-        queries = (parts[0] if len(parts) == 1
-                   else sp.csr_matrix(sp.vstack(parts, format="csr"), dtype=np.float32))
-        offsets = np.concatenate(offsets_parts)
-        weights = np.concatenate(weight_parts)
-        del parts
+        # Seed rows with each term scaled by idf ** IDF_POWER once, so a chunk's centroids come
+        # out sharpened (`scoring.sharpen` is linear in the rows).
+        seed_sharp = sp.csr_matrix(seed_matrix, copy=True)
+        seed_sharp.data *= self._idf_power()[seed_sharp.indices]
+        offsets = np.concatenate(([0], np.cumsum([len(p.interests) for p in plans])))
+        weights = np.array([w for plan in plans for w in plan.weights], dtype=np.float32)
+        corpus_prepared = None
+        if self.corpus is not None and self.corpus.shape[0] >= EXPAND_MIN_CORPUS and any(
+            text and not seeds for plan in plans
+            for text, seeds in zip(plan.texts, plan.seeds, strict=True)
+        ):
+            corpus_prepared = scoring.prepare(self.corpus)
         penalties, pen_offsets = self._penalties(plans, seed_matrix, seed_row)
-        penalties = _keep_columns(penalties, in_vocab)
         category_masks: dict[frozenset[str], npt.NDArray[np.bool_]] = {}
         for plan in plans:
             wanted = frozenset(plan.profile.categories)
@@ -309,39 +321,52 @@ class Recommender:
                             if plan.profile.categories else -1 for plan in plans],
                            dtype=np.int64)
         return _Batch(
-            plans, candidates, scoring.prepare(candidates.vectors), queries, offsets, weights,
-            penalties, pen_offsets, seed_matrix, seed_row, category_masks,
+            plans, candidates, scoring.prepare(candidates.vectors), offsets.astype(np.int64),
+            weights, penalties, pen_offsets, seed_matrix, seed_sharp, seed_row, corpus_prepared,
+            category_masks,
             np.array([p.since.toordinal() for p in plans], dtype=np.int64), avoided,
             excluded, boosted, avoid_hits, mask_stack, mask_of,
         )
 
-    def _queries(self, plans: Sequence[_Plan], seed_matrix: sp.csr_matrix,
-                 seed_row: Mapping[int, int]) -> tuple[sp.csr_matrix, npt.NDArray[np.int64],
-                                                       npt.NDArray[np.float32]]:
-        """One query row per interest of every profile, grouped per profile by `offsets`."""
-        texts = [t for plan in plans for t in plan.texts]
+    def _idf_power(self) -> npt.NDArray[np.float32]:
+        if self._sharpening is None:
+            idf = np.asarray(self.model.idf, dtype=np.float32)
+            self._sharpening = idf ** np.float32(scoring.IDF_POWER)
+        return self._sharpening
+
+    def _queries(self, batch: _Batch, c0: int, c1: int) -> _Queries:
+        """The query rows of profiles c0..c1: one per interest, each its seed centroid and its
+        text (expanded from the corpus when it has no seeds), sharpened, unit length."""
+        plans = batch.plans[c0:c1]
         seed_groups = [group for plan in plans for group in plan.seeds]
-        rows = np.array([seed_row[p.pid] for g in seed_groups for p in g], dtype=np.int64)
+        rows = np.array([batch.seed_row[p.pid] for g in seed_groups for p in g], dtype=np.int64)
         seed_offsets = np.concatenate(([0], np.cumsum([len(g) for g in seed_groups])))
-        centroids = scoring.group_means(seed_matrix, seed_offsets, rows=rows)
-        text_vectors = self.model.transform(texts)
-        has_seeds = np.array([len(g) > 0 for g in seed_groups], dtype=bool)
-        text_only = np.flatnonzero(~has_seeds & (text_vectors.getnnz(axis=1) > 0))
-        if len(text_only) and self.corpus is not None and self.corpus.shape[0] >= 50:
-            # Short keyword interests miss the words papers on the topic use: add the
-            # centroid of their best corpus matches (docs/evaluation.md).
-            expanded = scoring.expand(text_vectors[text_only], self.corpus)
-            keep = np.ones(text_vectors.shape[0], dtype=np.float32)
-            keep[text_only] = 0
-            scatter = sp.csr_matrix(
-                (np.ones(len(text_only), dtype=np.float32), (text_only, np.arange(len(text_only)))),
-                shape=(text_vectors.shape[0], len(text_only)),
-            )
-            text_vectors = sp.csr_matrix(sp.diags(keep) @ text_vectors + scatter @ expanded)
-        queries = scoring.interest_queries(centroids, text_vectors, idf=self.model.idf)
-        offsets = np.concatenate(([0], np.cumsum([len(p.interests) for p in plans])))
-        weights = np.array([w for plan in plans for w in plan.weights], dtype=np.float32)
-        return queries, offsets.astype(np.int64), weights
+        centroids = scoring.group_means(batch.seed_sharp, seed_offsets, rows=rows,
+                                        normalize=False)
+        texts = [t for plan in plans for t in plan.texts]
+        text_vectors = None
+        if any(texts):
+            text_vectors = self.model.transform(texts)
+            has_seeds = np.diff(seed_offsets) > 0
+            text_only = np.flatnonzero(~has_seeds & (text_vectors.getnnz(axis=1) > 0))
+            if len(text_only) and batch.corpus_prepared is not None:
+                # Short keyword interests miss the words papers on the topic use: add the
+                # centroid of their best corpus matches (docs/evaluation.md).
+                assert self.corpus is not None
+                expanded = scoring.expand(text_vectors[text_only], self.corpus,
+                                          prepared=batch.corpus_prepared)
+                keep = np.ones(text_vectors.shape[0], dtype=np.float32)
+                keep[text_only] = 0
+                scatter = sp.csr_matrix(
+                    (np.ones(len(text_only), dtype=np.float32),
+                     (text_only, np.arange(len(text_only)))),
+                    shape=(text_vectors.shape[0], len(text_only)),
+                )
+                text_vectors = sp.csr_matrix(sp.diags(keep) @ text_vectors + scatter @ expanded)
+            text_vectors = scoring.sharpen(text_vectors, self.model.idf)
+        # Both sides are sharpened already: mix them and make the rows unit length.
+        matrix = scoring.interest_queries(centroids, text_vectors)
+        return _Queries(matrix, int(batch.offsets[c0]), batch.offsets)
 
     def _penalties(self, plans: Sequence[_Plan], seed_matrix: sp.csr_matrix,
                    seed_row: Mapping[int, int]) -> tuple[sp.csr_matrix, npt.NDArray[np.int64]]:
@@ -367,13 +392,16 @@ class Recommender:
 
     # -- scoring ---------------------------------------------------------------------------------
 
-    def _score_chunk(self, batch: _Batch, c0: int, c1: int) -> npt.NDArray[np.float32]:
-        """Final scores of profiles c0..c1 (rows) for every candidate; -inf where a paper is
-        not a candidate for the profile."""
+    def _score_chunk(self, batch: _Batch, c0: int,
+                     c1: int) -> tuple[npt.NDArray[np.float32], _Queries]:
+        """Final scores of profiles c0..c1 (rows) for every candidate, -inf where a paper is
+        not a candidate for the profile; and their query rows."""
         n = len(batch.candidates.papers)
         scores = np.full((c1 - c0, n), -np.inf, dtype=np.float32)
-        _group_max(scores, batch.queries, batch.offsets[c0 : c1 + 1], batch.prepared,
-                   batch.weights)
+        queries = self._queries(batch, c0, c1)
+        q0, q1 = int(batch.offsets[c0]), int(batch.offsets[c1])
+        _group_max(scores, queries.matrix, batch.offsets[c0 : c1 + 1] - q0, batch.prepared,
+                   batch.weights[q0:q1])
         penalty = np.zeros((c1 - c0, n), dtype=np.float32)
         _group_max(penalty, batch.penalties, batch.pen_offsets[c0 : c1 + 1], batch.prepared)
         penalty = np.maximum(penalty, 0)
@@ -395,32 +423,34 @@ class Recommender:
             block = scores[masked]
             block[~keep] = -np.inf
             scores[masked] = block
-        return scores
+        return scores, queries
 
     def _score_chunks(self, batch: _Batch, chunk: int = CHUNK, workers: int = scoring.WORKERS
-                      ) -> Iterator[tuple[int, int, npt.NDArray[np.float32]]]:
+                      ) -> Iterator[tuple[int, int, npt.NDArray[np.float32], _Queries]]:
         """`_score_chunk` over all profiles, in order, `chunk` profiles at a time: (c0, c1,
-        scores). `workers` chunks are scored at once in threads (the sparse product and BLAS
-        release the GIL); at most ``workers + 1`` chunks are held at a time."""
+        scores, queries). `workers` chunks are scored at once in threads (the kernel, the
+        sparse products and BLAS release the GIL); at most ``workers + 1`` chunks are held at
+        a time."""
         bounds = [(c0, min(c0 + chunk, len(batch.plans)))
                   for c0 in range(0, len(batch.plans), chunk)]
         if workers <= 1 or len(bounds) <= 1:
             for c0, c1 in bounds:
-                yield c0, c1, self._score_chunk(batch, c0, c1)
+                yield c0, c1, *self._score_chunk(batch, c0, c1)
             return
         with ThreadPoolExecutor(workers) as pool, _blas_threads(1):
-            pending: deque[tuple[int, int, Future[npt.NDArray[np.float32]]]] = deque()
+            pending: deque[tuple[int, int, Future[tuple[npt.NDArray[np.float32], _Queries]]]]
+            pending = deque()
             for c0, c1 in bounds:
                 pending.append((c0, c1, pool.submit(self._score_chunk, batch, c0, c1)))
                 if len(pending) > workers:
                     d0, d1, done = pending.popleft()
-                    yield d0, d1, done.result()
+                    yield d0, d1, *done.result()
             while pending:
                 d0, d1, done = pending.popleft()
-                yield d0, d1, done.result()
+                yield d0, d1, *done.result()
 
-    def _choose(self, batch: _Batch, i: int, row: npt.NDArray[np.float32], *, limit: int,
-                floor: float) -> list[Recommendation]:
+    def _choose(self, batch: _Batch, i: int, row: npt.NDArray[np.float32],
+                queries: sp.csr_matrix, *, limit: int, floor: float) -> list[Recommendation]:
         """The best `limit` papers at or above `floor`, near-duplicates thinned, explained."""
         k = min(len(row), limit * 2 + 5)
         top = np.argpartition(-row, k - 1)[:k]
@@ -438,28 +468,28 @@ class Recommender:
             if len(chosen) >= limit:
                 break
         picked = top[chosen]
-        return self._explain(batch, i, picked, row[picked], sub[chosen])
+        return self._explain(batch, i, queries, picked, row[picked], sub[chosen])
 
-    def _explain(self, batch: _Batch, i: int, picked: npt.NDArray[np.int64],
-                 scores: npt.NDArray[np.float32],
+    def _explain(self, batch: _Batch, i: int, queries: sp.csr_matrix,
+                 picked: npt.NDArray[np.int64], scores: npt.NDArray[np.float32],
                  items: sp.csr_matrix | None = None) -> list[Recommendation]:
         """Recommendations for profile `i`'s chosen candidates (`picked`, rows of the
-        candidates; `items` their vectors if at hand), with the reasons: a few sparse products
-        per profile, not per paper."""
+        candidates; `items` their vectors if at hand; `queries` the profile's query rows),
+        with the reasons: a few sparse products per profile, not per paper."""
         plan = batch.plans[i]
         if items is None:
             items = batch.candidates.vectors[picked]
         m = len(picked)
-        q0, q1 = int(batch.offsets[i]), int(batch.offsets[i + 1])
+        q0 = int(batch.offsets[i])
         interest_of = [""] * m
         similarity = np.zeros(m, dtype=np.float32)
         terms: list[tuple[str, ...]] = [()] * m
-        if q1 > q0:
-            sims = (batch.queries[q0:q1] @ items.T).toarray()
-            best = np.argmax(sims * batch.weights[q0:q1, None], axis=0)
+        if queries.shape[0]:
+            sims = (queries @ items.T).toarray()
+            best = np.argmax(sims * batch.weights[q0 : q0 + queries.shape[0], None], axis=0)
             similarity = sims[best, np.arange(m)]
             interest_of = [plan.interests[b] for b in best]
-            contrib = sp.csr_matrix(batch.queries[q0 + best].multiply(items))
+            contrib = sp.csr_matrix(queries[best].multiply(items))
             names = self.model.terms()
             for r in range(m):
                 lo, hi = contrib.indptr[r], contrib.indptr[r + 1]
@@ -501,13 +531,17 @@ class _Batch:
     plans: Sequence[_Plan]
     candidates: Candidates
     prepared: scoring.PreparedPapers
-    queries: sp.csr_matrix
+    #: Query rows of profile i: offsets[i]..offsets[i+1], weighted by `weights`.
     offsets: npt.NDArray[np.int64]
     weights: npt.NDArray[np.float32]
     penalties: sp.csr_matrix
     pen_offsets: npt.NDArray[np.int64]
+    #: Vectors of every seed and disliked paper (rows by `seed_row`), and sharpened.
     seed_matrix: sp.csr_matrix
+    seed_sharp: sp.csr_matrix
     seed_row: Mapping[int, int]
+    #: The corpus laid out for expanding text-only interests (None: nothing to expand).
+    corpus_prepared: scoring.PreparedPapers | None
     category_masks: dict[frozenset[str], npt.NDArray[np.bool_]]
     since: npt.NDArray[np.int64]
     #: Candidates whose text contains each avoided phrase (casefolded).
@@ -520,6 +554,20 @@ class _Batch:
     #: One row per distinct category set, and each profile's row (-1: no category filter).
     mask_stack: npt.NDArray[np.bool_]
     mask_of: npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class _Queries:
+    """The query rows of a run of profiles: rows ``offsets[i] - base`` onwards are profile
+    i's."""
+
+    matrix: sp.csr_matrix
+    base: int
+    offsets: npt.NDArray[np.int64]
+
+    def at(self, i: int) -> sp.csr_matrix:
+        """Profile i's rows."""
+        return self.matrix[int(self.offsets[i]) - self.base : int(self.offsets[i + 1]) - self.base]
 
 
 @dataclass
@@ -541,17 +589,6 @@ def _ragged(lists: Sequence[Sequence[int]]) -> _Ragged:
     ptr[1:] = np.cumsum([len(x) for x in lists])
     cols = np.fromiter((j for x in lists for j in x), dtype=np.int64, count=int(ptr[-1]))
     return _Ragged(ptr, cols)
-
-
-def _keep_columns(m: sp.csr_matrix, keep: npt.NDArray[np.bool_]) -> sp.csr_matrix:
-    """`m` with the entries outside the `keep` columns dropped (same shape)."""
-    m = sp.csr_matrix(m, dtype=np.float32)
-    inside = keep[m.indices]
-    if inside.all():
-        return m
-    kept = np.concatenate(([0], np.cumsum(inside, dtype=np.int64)))
-    indptr = kept[m.indptr].astype(m.indptr.dtype)
-    return sp.csr_matrix((m.data[inside], m.indices[inside], indptr), shape=m.shape)
 
 
 @contextmanager

@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import numba
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
@@ -105,8 +106,10 @@ def group_means(
     max_terms: int | None = MAX_QUERY_TERMS,
     rows: npt.ArrayLike | None = None,
     chunk: int = 1024,
+    normalize: bool = True,
 ) -> sp.csr_matrix:
-    """One unit-length centroid per group of rows: the seed centroid of each interest.
+    """One unit-length centroid per group of rows: the seed centroid of each interest
+    (`normalize` False: the plain mean, for a caller that normalises later).
 
     Group ``g`` is rows ``rows[offsets[g]:offsets[g+1]]`` of `vectors` (`rows` defaults to
     all rows in order, so seeds can be picked straight out of the corpus matrix without a
@@ -127,8 +130,11 @@ def group_means(
         avg = sp.csr_matrix((weights, (owner, picked[r0:r1])), shape=(g1 - g0, vecs.shape[0]))
         means = avg @ vecs
         means = sp.csr_matrix(means, dtype=np.float32)
-        parts.append(_normalize_inplace(means) if max_terms is None
-                     else prune(means, max_terms))
+        if max_terms is not None:
+            means = prune(means, max_terms)
+        elif normalize:
+            means = _normalize_inplace(means)
+        parts.append(means)
     if not parts:
         return sp.csr_matrix((0, vecs.shape[1]), dtype=np.float32)
     if len(parts) == 1:
@@ -217,12 +223,14 @@ def expand(
     n_docs: int = PRF_DOCS,
     weight: float = PRF_WEIGHT,
     chunk: int = 512,
+    prepared: PreparedPapers | None = None,
 ) -> sp.csr_matrix:
     """Pseudo-relevance feedback (Rocchio): add to each query the mean of its `n_docs` best
     corpus papers, with `weight`. Meant for short text-only interests, whose few words miss
-    the synonyms and method names papers on the topic use."""
+    the synonyms and method names papers on the topic use. `prepared`: `corpus` laid out by
+    `prepare`, when expanding many batches against it."""
     q = sp.csr_matrix(queries, dtype=np.float32)
-    top = score(q, corpus, top_k=n_docs, chunk=chunk)
+    top = score(q, corpus if prepared is None else prepared, top_k=n_docs, chunk=chunk)
     valid = top.indices >= 0
     rows = np.repeat(np.arange(q.shape[0]), valid.sum(axis=1))
     cols = top.indices[valid]
@@ -248,12 +256,15 @@ def _chunks(off: IntArray, chunk: int) -> list[tuple[int, int]]:
     return out
 
 
-#: Terms most frequent among the papers scored, handled by a dense BLAS product. The common
-#: terms make the sparse product's output dense and cost ~90% of its time; as a dense block
-#: they cost little, and the sparse product keeps only the rare terms (docs/evaluation.md).
-HEAD_TERMS = 2048
+#: Terms most frequent among the papers scored, handled by a dense BLAS product. A common term
+#: makes every query that has it add to thousands of papers; as a dense block it costs little,
+#: and the sparse kernel keeps the rarer terms (docs/design.md, "Scoring speed").
+HEAD_TERMS = 1024
+#: Memory the dense head block may take: with many papers (query expansion scores the whole
+#: corpus) the head shrinks to fit.
+HEAD_BYTES = 64 << 20
 
-#: Threads scoring chunks at once: the sparse product and BLAS release the GIL.
+#: Threads scoring chunks at once: the kernel and BLAS release the GIL.
 WORKERS = 2
 
 
@@ -262,42 +273,70 @@ class PreparedPapers:
     """A paper matrix laid out for repeated scoring (see `prepare`)."""
 
     n_papers: int
-    #: Transpose (terms x papers, CSR) with the head terms' rows emptied.
-    tail_t: sp.csr_matrix
-    #: Column ids of the head terms, and a (terms x head) selector picking them out of queries.
-    head: IntArray
+    #: Postings of the tail terms, by term of the model (CSR, terms x papers; a head term or
+    #: a term no paper has owns an empty range): the papers having it, with their weights.
+    tail_ptr: npt.NDArray[np.int32]
+    tail_papers: npt.NDArray[np.int32]
+    tail_weights: FloatArray
+    #: A (terms x head) selector picking the head terms out of queries, and the head block,
+    #: dense (head terms x papers).
     head_select: sp.csr_matrix
-    #: Head block, dense (head x papers).
     head_t: FloatArray
 
 
-def prepare(papers: sp.spmatrix, *, head_terms: int = HEAD_TERMS) -> PreparedPapers:
-    """Lay out `papers` for scoring: a dense block of their most frequent terms (BLAS) and a
-    sparse rest."""
+def prepare(papers: sp.spmatrix, *, head_terms: int = HEAD_TERMS,
+            head_bytes: int = HEAD_BYTES) -> PreparedPapers:
+    """Lay out `papers` for scoring: a dense block of their most frequent terms (BLAS) and
+    postings of the rest (`similarities`)."""
     p = sp.csr_matrix(papers, dtype=np.float32)
     n_papers, n_terms = p.shape
     df = np.bincount(p.indices, minlength=n_terms)
-    h = min(head_terms, int((df > 0).sum()))
-    head = np.sort(np.argpartition(-df, h - 1)[:h]) if h else np.zeros(0, dtype=np.int64)
-    head = head.astype(np.int64)
+    present = np.flatnonzero(df)
+    h = min(head_terms, len(present), head_bytes // max(4 * n_papers, 1))
+    head = (np.sort(present[np.argpartition(-df[present], h - 1)[:h]]) if h > 0
+            else np.zeros(0, dtype=np.int64))
     pt = p.T.tocsr()
-    head_t = np.asarray(pt[head].todense(), dtype=np.float32)
+    head_t = np.asarray(pt[head].todense(), dtype=np.float32).reshape(len(head), n_papers)
     keep = np.ones(n_terms, dtype=np.float32)
     keep[head] = 0
     tail_t = sp.csr_matrix(sp.diags(keep) @ pt, dtype=np.float32)
     tail_t.eliminate_zeros()
+    if tail_t.nnz >= 2**31:  # pragma: no cover - billions of postings
+        raise ValueError("too many papers to score at once")
     select = sp.csr_matrix(
-        (np.ones(h, dtype=np.float32), (head, np.arange(h))), shape=(n_terms, h)
+        (np.ones(len(head), dtype=np.float32), (head, np.arange(len(head)))),
+        shape=(n_terms, len(head)),
     )
-    return PreparedPapers(n_papers, tail_t, head, select, head_t)
+    return PreparedPapers(
+        n_papers, tail_t.indptr.astype(np.int32), tail_t.indices.astype(np.int32),
+        tail_t.data, select, np.ascontiguousarray(head_t),
+    )
+
+
+@numba.njit(nogil=True, cache=True)
+def _accumulate(qptr: Any, qidx: Any, qval: Any, tptr: Any, tpapers: Any, tweights: Any,
+                out: Any) -> None:  # pragma: no cover - compiled
+    # For each query row, each of its terms adds its postings, weighted, to the row of `out`
+    # (a few kB: it stays in cache). The cost is one lookup per query term plus its postings.
+    for r in range(len(qptr) - 1):
+        row = out[r]
+        for a in range(qptr[r], qptr[r + 1]):
+            t = qidx[a]
+            w = qval[a]
+            for b in range(tptr[t], tptr[t + 1]):
+                row[tpapers[b]] += w * tweights[b]
 
 
 def similarities(queries: sp.spmatrix, papers: PreparedPapers) -> FloatArray:
-    """Dense (queries x papers) cosine block: sparse product for rare terms, BLAS for the head."""
+    """Dense (queries x papers) cosine block: a compiled kernel walks the postings of the
+    rarer terms, BLAS multiplies the head."""
     q = sp.csr_matrix(queries, dtype=np.float32)
-    out = np.asarray((q @ papers.tail_t).todense(), dtype=np.float32)
-    if len(papers.head):
-        out += np.asarray((q @ papers.head_select).todense(), dtype=np.float32) @ papers.head_t
+    out = np.zeros((q.shape[0], papers.n_papers), dtype=np.float32)
+    if q.nnz:
+        _accumulate(q.indptr, q.indices, q.data, papers.tail_ptr, papers.tail_papers,
+                    papers.tail_weights, out)
+        if papers.head_t.shape[0]:
+            out += (q @ papers.head_select).toarray() @ papers.head_t
     return out
 
 

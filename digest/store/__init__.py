@@ -6,10 +6,11 @@ transactions, papers), `ledger` (deliveries, what was sent, subscriptions, locks
 
 from __future__ import annotations
 
-from .core import Store, StoreInfo, Transaction, row_to_paper
+from .core import PaperRef, Store, StoreInfo, Transaction, row_to_paper
 from .ledger import Delivery
 from .schema import DEFAULT_URL, MIGRATIONS
 
 __all__ = [
-    "DEFAULT_URL", "MIGRATIONS", "Delivery", "Store", "StoreInfo", "Transaction", "row_to_paper",
+    "DEFAULT_URL", "MIGRATIONS", "Delivery", "PaperRef", "Store", "StoreInfo", "Transaction",
+    "row_to_paper",
 ]

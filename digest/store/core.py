@@ -61,6 +61,15 @@ def row_to_paper(row: Any, sources: Sequence[str] = ()) -> Paper:
 
 
 @dataclass(frozen=True, slots=True)
+class PaperRef:
+    """A stored paper as profiles refer to it: its row, its key, its title."""
+
+    pid: int
+    key: str
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
 class StoreInfo:
     url: str
     schema_version: int
@@ -144,8 +153,10 @@ class Store(LedgerMixin):
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        """One unit of work: everything in it is committed together or not at all."""
-        with self._errors(), self.engine.begin() as conn:
+        """One unit of work: everything in it is committed together or not at all. It claims
+        the write lock first, so it waits for another process's write instead of failing
+        (`_begin_write`)."""
+        with self._begin_write() as conn:
             yield Transaction(conn)
 
     # -- reads -------------------------------------------------------------------------------
@@ -194,34 +205,46 @@ class Store(LedgerMixin):
             for row in result:
                 yield row_to_paper(row)
 
-    def resolve_refs(self, refs: Iterable[str]) -> dict[str, Paper | None]:
+    def find_refs(self, refs: Iterable[str]) -> dict[str, PaperRef | None]:
         """Find the papers profiles refer to: an arXiv id (any form, any version), another
-        stored key, or an exact title (compared normalized). None for what is not stored."""
+        stored key, or an exact title (compared normalized). None for what is not stored.
+        Reads three columns, and titles only for what no key matched, so resolving every seed
+        of thousands of profiles stays cheap."""
         from ..text import normalize_title, parse_arxiv_id
 
-        wanted: dict[str, tuple[str, str]] = {}
+        keys: dict[str, str] = {}
         for ref in refs:
             parsed = parse_arxiv_id(ref)
-            wanted[ref] = (parsed[0] if parsed else ref.strip(), normalize_title(ref))
-        out: dict[str, Paper | None] = dict.fromkeys(wanted)
-        if not wanted:
-            return out
-        keys = {k for k, _ in wanted.values()}
-        norms = {n for _, n in wanted.values() if n}
-        by_key: dict[str, Paper] = {}
-        by_norm: dict[str, Paper] = {}
+            keys[ref] = parsed[0] if parsed else ref.strip()
+        columns = (papers.c.pid, papers.c.key, papers.c.title, papers.c.norm_title)
         with self._errors(), self.engine.connect() as conn:
-            for column, values in ((papers.c.key, keys), (papers.c.norm_title, norms)):
-                items = sorted(values)
-                for start in range(0, len(items), 500):
-                    query = sa.select(papers).where(column.in_(items[start : start + 500]))
-                    for row in conn.execute(query.order_by(papers.c.pid)):
-                        paper = row_to_paper(row)
-                        by_key[paper.key] = paper
-                        by_norm.setdefault(row.norm_title, paper)
-        for ref, (key, norm) in wanted.items():
-            out[ref] = by_key.get(key) or by_norm.get(norm)
+            by_key = {r.key: r for r in self._rows_where(conn, columns, papers.c.key,
+                                                         set(keys.values()))}
+            titles = {ref: normalize_title(ref) for ref, key in keys.items() if key not in by_key}
+            by_norm: dict[str, Any] = {}
+            for r in self._rows_where(conn, columns, papers.c.norm_title,
+                                      {n for n in titles.values() if n}):
+                by_norm.setdefault(r.norm_title, r)
+        out: dict[str, PaperRef | None] = {}
+        for ref, key in keys.items():
+            row = by_key.get(key) or by_norm.get(titles.get(ref, ""))
+            out[ref] = None if row is None else PaperRef(row.pid, row.key, row.title)
         return out
+
+    @staticmethod
+    def _rows_where(conn: Connection, columns: Sequence[Any], column: Any,
+                    values: set[str]) -> Iterator[Any]:
+        """Rows whose `column` is one of `values`, in pid order per batch of 500."""
+        items = sorted(values)
+        for start in range(0, len(items), 500):
+            query = sa.select(*columns).where(column.in_(items[start : start + 500]))
+            yield from conn.execute(query.order_by(papers.c.pid))
+
+    def resolve_refs(self, refs: Iterable[str]) -> dict[str, Paper | None]:
+        """`find_refs`, with the whole papers."""
+        found = self.find_refs(refs)
+        full = self.papers_by_pid(r.pid for r in found.values() if r is not None)
+        return {ref: None if r is None else full.get(r.pid) for ref, r in found.items()}
 
     def papers_by_pid(self, pids: Iterable[int]) -> dict[int, Paper]:
         wanted = sorted(set(pids))
