@@ -39,6 +39,13 @@ def _fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
+def _problem(exc: Exception) -> str:
+    """What went wrong, for a person: an OSError as ``path: reason``."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return str(exc)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="digest")
 @click.option("--db", "db_url", envvar="DIGEST_DB", metavar="URL",
@@ -202,8 +209,8 @@ def rank_command(app: DigestApp, names: tuple[str, ...], since: dt.datetime | No
     try:
         rankings = app.rank(profiles, until=until.date() if until else None,
                             since=since.date() if since else None, top=top)
-    except DigestError as exc:
-        _fail(str(exc))
+    except (DigestError, OSError) as exc:  # OSError: the model cannot be saved
+        _fail(_problem(exc))
         return
     for ranking in rankings:
         for warning in ranking.warnings:
@@ -248,13 +255,14 @@ def run_command(app: DigestApp, names: tuple[str, ...], day: dt.datetime | None,
 
     Email goes over SMTP when [smtp] is configured, else to .eml files under out/<profile>/;
     markdown digests and RSS/Atom feeds are written there too. A paper never reaches the same
-    profile twice. Exit status 1 if any profile failed or is invalid.
+    profile twice. Exit status 1 if any profile failed or is invalid, or its feeds could not be
+    written.
     """
     profiles = _load_profiles(app, names)
     try:
         results = app.run(profiles, day=day.date() if day else None, dry_run=dry_run)
-    except DigestError as exc:
-        _fail(str(exc))
+    except (DigestError, OSError) as exc:  # OSError: the out folder (its model) is unusable
+        _fail(_problem(exc))
         return
     for result in results:
         if as_json:
@@ -268,7 +276,7 @@ def run_command(app: DigestApp, names: tuple[str, ...], day: dt.datetime | None,
         click.echo(line)
         for path in result.files:
             click.echo(f"    {path}")
-    if any(r.status == "failed" for r in results) or _has_invalid(app, names):
+    if not all(r.ok for r in results) or _has_invalid(app, names):
         sys.exit(1)
 
 
@@ -296,7 +304,7 @@ def preview_command(app: DigestApp, name: str, day: dt.datetime | None) -> None:
         path = app.out_dir / profile.name / "preview.html"
         write_atomically(path, html.encode("utf-8"))
     except (DigestError, OSError) as exc:
-        _fail(str(exc))
+        _fail(_problem(exc))
         return
     click.echo(str(path))
 
@@ -329,8 +337,8 @@ def explain_command(app: DigestApp, name: str, paper_id: str, since: dt.datetime
     try:
         result = explain_in(app, profile, paper_id, until=until.date() if until else None,
                             since=since.date() if since else None)
-    except DigestError as exc:
-        _fail(str(exc))
+    except (DigestError, OSError) as exc:  # OSError: the model cannot be saved
+        _fail(_problem(exc))
         return
     for warning in result.warnings:
         click.echo(f"warning: {profile.name}: {warning}", err=True)
@@ -422,8 +430,8 @@ def model_refit(app: DigestApp) -> None:
     try:
         with app.open_store() as store:
             loaded = app.model(store, force=True)
-    except DigestError as exc:
-        _fail(str(exc))
+    except (DigestError, OSError) as exc:
+        _fail(_problem(exc))
         return
     click.echo(f"fitted on {loaded.model.n_docs} papers, {loaded.model.n_features} terms")
 

@@ -6,9 +6,12 @@ For each profile (in its own try, so one failure never stops the others):
    a crash is resent with exactly the recorded bytes and Message-ID.
 2. Otherwise its papers are ranked, rendered once, and recorded as ``pending`` with the message
    bytes and the markdown, before anything leaves.
-3. The email is handed to the transport (SMTP, or an ``.eml`` file when no SMTP is configured);
-   then the markdown file is written and, in one transaction, the delivery is marked sent and
-   its papers sent to the profile. Feeds are rewritten from the ledger afterwards.
+3. The markdown is written beside its file; the email is handed to the transport (SMTP, or an
+   ``.eml`` file when no SMTP is configured); the markdown is moved into place and, in one
+   transaction, the delivery is marked sent and its papers sent to the profile. So an output
+   folder that cannot be written fails the digest before its email leaves (an email cannot be
+   unsent, and would go again with every run), and a markdown file lands only with its email.
+   Feeds are rewritten from the ledger afterwards.
 
 A crash between the server's acceptance and that commit gives one duplicate message on the next
 run, never a paper recorded as sent that did not leave. A run holds the store's ``run`` lock so
@@ -18,13 +21,14 @@ two runs never send at once.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import DeliveryError, DigestError
-from .fsutil import write_atomically
+from .fsutil import staged
 from .mailer import Transport, build_message, make_message_id
 from .profiles import Profile
 from .render import FeedItem, Renderer
@@ -45,6 +49,13 @@ class RunResult:
     message_id: str | None = None
     files: list[str] = field(default_factory=list)
     error: str | None = None
+    #: The digest left but its feeds could not be written (also said in `error`).
+    feeds_failed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Whether everything the profile asked for was done (a skip is fine)."""
+        return self.status != "failed" and not self.feeds_failed
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -158,8 +169,9 @@ class Deliverer:
             if "rss" in profile.formats and results[profile.name].status != "failed":
                 try:
                     results[profile.name].files.extend(self.write_feeds(profile, dry_run=dry_run))
-                except (DigestError, OSError) as exc:
+                except DigestError as exc:
                     results[profile.name].error = f"feeds not written: {exc}"
+                    results[profile.name].feeds_failed = True
         return [results[p.name] for p in profiles]
 
     def _resend_earlier(self, profiles: Sequence[Profile], day: dt.date,
@@ -206,10 +218,18 @@ class Deliverer:
             )
         markdown = self.renderer.markdown(digest, profile) if "markdown" in profile.formats \
             else None
+        if "rss" in profile.formats and items:
+            # Feeds are rebuilt from the ledger after the digest is recorded as sent: a feed
+            # template that fails must fail the digest now, before anything is recorded. One
+            # entry shows a syntax error or a bad name; all of them would cost ~2 ms a profile.
+            first = items[0]
+            self.renderer.feed_entry_html(
+                self.renderer.item(1, first.paper, first.why, None, profile.name))
         chosen = [{"pid": r.paper.pid, "key": r.paper.key, "score": round(r.score, 4),
                    "why": r.why.as_dict()} for r in items]
         if dry_run:
-            files = self._write_files(profile, digest.key, message, markdown, dry_run=True)
+            with self._writing(profile, digest.key, message, markdown, dry_run=True) as files:
+                pass
             return RunResult(profile.name, "sent" if items else "empty",
                              papers=[r.paper.key for r in items], message_id=message_id,
                              files=files)
@@ -223,40 +243,37 @@ class Deliverer:
         keys = [str(item.get("key", item["pid"])) for item in delivery.items]
         result = RunResult(profile.name, "sent", papers=keys, message_id=delivery.message_id)
         files: list[str] = []
-        if delivery.message is not None and profile.email:
-            try:
-                where = self.transport.send(
-                    profile=profile.name, sender=self.settings.sender, to=profile.email,
-                    message=delivery.message, message_id=delivery.message_id or "",
-                )
-            except DeliveryError as exc:
-                self.store.record_attempt(delivery.id, str(exc), permanent=exc.permanent,
-                                          now=self.clock())
-                result.status, result.error, result.papers = "failed", str(exc), []
-                return result
-            files.append(where)
-        files.extend(self._write_files(profile, delivery.key, None, delivery.markdown,
-                                       dry_run=dry_run))
+        try:
+            with self._writing(profile, delivery.key, None, delivery.markdown,
+                               dry_run=dry_run) as written:
+                if delivery.message is not None and profile.email:
+                    files.append(self.transport.send(
+                        profile=profile.name, sender=self.settings.sender, to=profile.email,
+                        message=delivery.message, message_id=delivery.message_id or "",
+                    ))
+        except DeliveryError as exc:
+            self.store.record_attempt(delivery.id, str(exc), permanent=exc.permanent,
+                                      now=self.clock())
+            result.status, result.error, result.papers = "failed", str(exc), []
+            return result
+        files.extend(written)
         self.store.complete_delivery(delivery.id, files=files, now=self.clock())
         result.files = files
         return result
 
-    def _write_files(self, profile: Profile, key: str, message: bytes | None,
-                     markdown: str | None, *, dry_run: bool) -> list[str]:
-        folder = self.settings.out_dir / profile.name / ("dry-run" if dry_run else "")
-        written: list[str] = []
-        try:
-            if message is not None:
-                path = folder / f"{key}.eml"
-                write_atomically(path, message)
-                written.append(str(path))
-            if markdown is not None:
-                path = folder / f"{key}.md"
-                write_atomically(path, markdown.encode("utf-8"))
-                written.append(str(path))
-        except OSError as exc:
-            raise DeliveryError(f"{folder}: cannot write: {exc.strerror or exc}") from exc
-        return written
+    def _folder(self, profile: Profile, *, dry_run: bool) -> Path:
+        return self.settings.out_dir / profile.name / ("dry-run" if dry_run else "")
+
+    @contextmanager
+    def _writing(self, profile: Profile, key: str, message: bytes | None, markdown: str | None,
+                 *, dry_run: bool) -> Iterator[list[str]]:
+        """The digest's files (`message` as ``.eml``, `markdown` as ``.md``), written when the
+        block succeeds: see `_files`."""
+        folder = self._folder(profile, dry_run=dry_run)
+        files = [(folder / f"{key}.eml", message),
+                 (folder / f"{key}.md", None if markdown is None else markdown.encode("utf-8"))]
+        with _files(folder, [(path, data) for path, data in files if data is not None]) as paths:
+            yield paths
 
     def write_feeds(self, profile: Profile, *, dry_run: bool = False) -> list[str]:
         """Rewrite the profile's RSS and Atom feeds from the ledger (deterministic: unchanged
@@ -265,11 +282,20 @@ class Deliverer:
             self.store, self.renderer, profile, now=self.clock(),
             window_days=self.settings.feed_window_days, max_items=self.settings.feed_max_items,
         )
-        folder = self.settings.out_dir / profile.name / ("dry-run" if dry_run else "")
-        paths = [folder / "feed.rss", folder / "feed.atom"]
-        for path, data in zip(paths, (rss, atom), strict=True):
-            write_atomically(path, data)
-        return [str(p) for p in paths]
+        folder = self._folder(profile, dry_run=dry_run)
+        with _files(folder, [(folder / "feed.rss", rss), (folder / "feed.atom", atom)]) as paths:
+            return paths
+
+
+@contextmanager
+def _files(folder: Path, files: Sequence[tuple[Path, bytes]]) -> Iterator[list[str]]:
+    """`fsutil.staged` for a profile's folder: the files are written beside their paths now
+    (DeliveryError naming the folder if they cannot be) and land when the block succeeds."""
+    try:
+        with staged(files):
+            yield [str(path) for path, _ in files]
+    except OSError as exc:
+        raise DeliveryError(f"{folder}: cannot write: {exc.strerror or exc}") from exc
 
 
 def ledger_feeds(store: Store, renderer: Renderer, profile: Profile, *, now: dt.datetime,

@@ -5,12 +5,47 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 
 def write_atomically(path: Path, data: bytes) -> None:
     """Write `path` whole or not at all: a temp file in the same folder, fsync, rename, and an
     fsync of the folder so that the rename itself survives a power cut."""
+    with staged([(path, data)]):
+        pass
+
+
+@contextlib.contextmanager
+def staged(files: Sequence[tuple[Path, bytes]]) -> Iterator[None]:
+    """Write each ``(path, data)`` whole to a temp file beside its path now, and rename them
+    into place when the block ends without an exception (they are removed if it raises).
+
+    For files that must land only if something else succeeds (a digest's markdown, once its
+    email has left), and whose folder must be found unwritable before that is tried.
+    """
+    temps: list[tuple[str, Path]] = []
+    try:
+        for path, data in files:
+            temps.append((_write_temp(path, data), path))
+        yield
+        for tmp, path in temps:
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp, _ in temps:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        raise
+    for folder in dict.fromkeys(path.parent for _, path in temps):
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _write_temp(path: Path, data: bytes) -> str:
+    """`data` in a new temp file in `path`'s folder (made if needed), flushed to disk."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -18,13 +53,8 @@ def write_atomically(path: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    return tmp

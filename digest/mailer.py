@@ -216,7 +216,10 @@ class SmtpTransport:
     Connection errors and 4xx replies are retried with the same bytes after an exponential
     backoff with jitter, reconnecting when the connection is gone; a 5xx is never retried. A
     drop after the whole message was sent but before the server's 250 may still deliver it
-    twice; the Message-ID is the same, so a mail client shows it once.
+    twice; the Message-ID is the same, so a mail client shows it once. When the server could
+    not be reached at all (refused, timed out, "421" in the greeting) for one message through
+    every retry, the rest of the batch fails at once instead of waiting out the same retries
+    for each profile: those digests stay pending for the next run.
 
     `environ`, `sleep` and `jitter` (a number in [0, 1)) are seams for tests; `ssl_context`
     replaces the system's default trust (say, to trust a self-signed test certificate).
@@ -237,6 +240,8 @@ class SmtpTransport:
         self._jitter = jitter
         self._ssl_context = ssl_context
         self._conn: smtplib.SMTP | None = None
+        #: Why the server could not be reached in this batch, once it could not.
+        self._unreachable: str | None = None
         #: Connections opened so far (a figure for logs and tests).
         self.connections = 0
 
@@ -260,6 +265,7 @@ class SmtpTransport:
     def __enter__(self) -> Self:
         # A missing password fails the whole batch now rather than every profile in turn.
         self._password()
+        self._unreachable = None
         return self
 
     def __exit__(
@@ -313,11 +319,17 @@ class SmtpTransport:
     def send(self, *, profile: str, sender: str, to: str, message: bytes, message_id: str) -> str:
         envelope_from = email.utils.parseaddr(sender)[1] or sender
         recipient = email.utils.parseaddr(to)[1] or to
+        what = f"{self._where}: profile {profile!r}, {message_id} to {recipient}"
+        if self._unreachable is not None:
+            raise DeliveryError(f"{what}: not tried, the server could not be reached earlier "
+                                f"in this run ({self._unreachable})")
         attempts = max(0, self.settings.retries) + 1
         for attempt in range(attempts):
+            connected = self._conn is not None
             try:
                 if self._conn is None:
                     self._conn = self._connect()
+                connected = True
                 refused = self._conn.sendmail(envelope_from, [recipient], message)
             except (smtplib.SMTPException, OSError) as error:
                 failure = _classify(error, recipient)
@@ -332,11 +344,12 @@ class SmtpTransport:
             if failure.connection_lost or (self._conn is not None and self._conn.sock is None):
                 self._drop()
             reply = failure.detail if failure.code is None else f"{failure.code} {failure.detail}"
-            what = f"{self._where}: profile {profile!r}, {message_id} to {recipient}: {reply}"
             if failure.permanent:
-                raise DeliveryError(what, permanent=True)
+                raise DeliveryError(f"{what}: {reply}", permanent=True)
             if attempt + 1 == attempts:
-                raise DeliveryError(f"{what} (gave up after {attempts} attempts)")
+                if not connected:
+                    self._unreachable = reply
+                raise DeliveryError(f"{what}: {reply} (gave up after {attempts} attempts)")
             delay = self.settings.backoff * 2**attempt
             self._sleep(delay * (0.5 + self._jitter() / 2))
         raise AssertionError("unreachable")

@@ -418,7 +418,7 @@ def _write_state(path: Path, state: Mapping[str, dt.datetime]) -> None:
 
 
 def _log(job: str, status: str, *, papers: int | None = None, error: str | None = None,
-         detail: str = "") -> None:
+         detail: str = "", failed: bool = False) -> None:
     message = f"{job}: {status}"
     if papers is not None:
         message += f", {papers} papers"
@@ -426,7 +426,7 @@ def _log(job: str, status: str, *, papers: int | None = None, error: str | None 
         message += f" {detail}"
     if error:
         message += f" ({error})"
-    level = logging.ERROR if status == "failed" else logging.INFO
+    level = logging.ERROR if failed or status == "failed" else logging.INFO
     logger.log(level, "%s", message,
                extra={"job": job, "status": status, "papers": papers, "error": error})
 
@@ -434,7 +434,7 @@ def _log(job: str, status: str, *, papers: int | None = None, error: str | None 
 def _log_run(result: RunResult, day: dt.date) -> None:
     papers = len(result.papers) if result.status in ("sent", "empty") else None
     _log(f"digest {result.profile}", result.status, papers=papers, error=result.error,
-         detail=f"for {day.isoformat()}")
+         detail=f"for {day.isoformat()}", failed=not result.ok)
 
 
 def _log_ingest(result: SourceResult) -> None:

@@ -6,6 +6,8 @@
         server.defer(times=1)                 # the next DATA gets "451 4.3.0 try later"
         server.reject("nobody@example.org")   # RCPT of that address gets "550 5.1.1 ..."
         server.drop_in_data(times=1)          # the next DATA: connection closed, no reply
+        server.closing(stage="CONNECT")       # the next client is greeted "421", then cut off
+        server.slow(1.5, stage="MAIL")        # the next MAIL is answered 1.5 s late
         ... send to server.host, server.port ...
         server.messages[0].content            # the exact bytes received
 
@@ -31,10 +33,13 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 DEFER = "451 4.3.0 try later"
 NO_SUCH_USER = "550 5.1.1 no such user"
+#: Service not available: the server closes the connection after this reply (RFC 5321 3.8).
+CLOSING = "421 4.3.2 service shutting down"
 #: Not an SMTP reply: the server closes the connection instead of answering.
 DROP = "drop"
 
-Stage = Literal["MAIL", "RCPT", "DATA"]
+#: When a rule applies: the greeting (CONNECT), or the reply to MAIL, RCPT or DATA.
+Stage = Literal["CONNECT", "MAIL", "RCPT", "DATA"]
 
 
 @dataclass(frozen=True)
@@ -49,13 +54,15 @@ class Received:
 
 @dataclass
 class Rule:
-    """Answer `reply` at `stage` (for `rcpt` only, when set), `times` times (None: always)."""
+    """Answer `reply` at `stage` (for `rcpt` only, when set), `times` times (None: always),
+    `delay` seconds late; a `reply` of None answers as usual, late."""
 
     stage: Stage
-    reply: str
+    reply: str | None
     times: int | None = 1
     rcpt: str | None = None
     used: int = 0
+    delay: float = 0.0
 
     def matches(self, stage: Stage, rcpt: str | None) -> bool:
         if stage != self.stage or (self.times is not None and self.used >= self.times):
@@ -76,11 +83,17 @@ class _Handler:
             if rule is None:
                 return None
             rule.used += 1
+        if rule.delay:
+            await asyncio.sleep(rule.delay)
+        transport = server.transport
+        assert isinstance(transport, asyncio.Transport)
         if rule.reply == DROP:
-            # abort(): close without flushing, so the client never sees a reply.
-            assert isinstance(server.transport, asyncio.Transport)
-            server.transport.abort()
+            transport.abort()  # close without flushing, so the client never sees a reply
             return "421 4.3.0 dropped"  # written to a closed transport: goes nowhere
+        closes = rule.reply is not None and (rule.reply.startswith("421") or stage == "CONNECT")
+        if closes and not transport.is_closing():  # (the client may have given up waiting)
+            await server.push(rule.reply)
+            transport.close()  # after the reply: close() flushes it
         return rule.reply
 
     async def handle_MAIL(
@@ -123,6 +136,14 @@ class _NumberedSMTP(SMTP):
     #: 1 for the first client connection, 2 for the next, ...; 0 for aiosmtpd's own check.
     connection_number = 0
 
+    async def _handle_client(self) -> None:
+        # aiosmtpd has no hook for the greeting: a CONNECT rule answers in its place.
+        handler = self.event_handler
+        if (self.connection_number and isinstance(handler, _Handler)
+                and await handler._answer(self, "CONNECT", None) is not None):
+            return
+        await super()._handle_client()
+
 
 class _CountingController(Controller):
     def __init__(self, owner: RecordingServer, **kwargs: Any) -> None:
@@ -154,7 +175,8 @@ class RecordingServer:
 
     `tls_context` offers STARTTLS; `ssl_context` makes it implicit TLS (port 465 style).
     `logins` maps user to password and turns AUTH on (over TLS only, unless `auth_require_tls`
-    is false). `delay` slows every MAIL, RCPT and DATA reply by that many seconds.
+    is false). `delay` slows every MAIL, RCPT and DATA reply by that many seconds (`slow` only
+    some of them).
     """
 
     tls_context: ssl.SSLContext | None = None
@@ -194,6 +216,16 @@ class RecordingServer:
     def drop_in_data(self, times: int = 1, *, rcpt: str | None = None) -> None:
         """Close the connection after the message data, instead of answering it."""
         self.rules.append(Rule("DATA", DROP, times, rcpt))
+
+    def closing(self, times: int | None = 1, *, stage: Stage = "MAIL",
+                reply: str = CLOSING) -> None:
+        """Answer "421 service not available" at `stage` and close the connection, as a server
+        that is shutting down or overloaded does; at CONNECT, that is the greeting."""
+        self.rules.append(Rule(stage, reply, times))
+
+    def slow(self, seconds: float, times: int | None = 1, *, stage: Stage = "DATA") -> None:
+        """Answer `seconds` late at `stage` (the greeting, for CONNECT), as usual otherwise."""
+        self.rules.append(Rule(stage, None, times, delay=seconds))
 
     def contents(self) -> list[bytes]:
         with self.lock:

@@ -12,7 +12,7 @@ run in this process finishes the day, and what the server received is compared w
 - every profile has a completed digest for the day.
 
 Five kills by default (seeded, so the same points are aimed at each time); ``DIGEST_LONG_TESTS=1``
-makes it 30, ``DIGEST_CRASH_ITERATIONS=N`` N.
+makes it 50, ``DIGEST_CRASH_ITERATIONS=N`` N.
 """
 
 from __future__ import annotations
@@ -20,9 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import email
 import json
-import multiprocessing
 import multiprocessing.context
-import multiprocessing.forkserver
 import os
 import random
 import re
@@ -49,7 +47,7 @@ from digest.store import Store
 DAY = dt.date(2026, 7, 1)  # the sample's last day
 SEED = 20260701
 ITERATIONS = int(os.environ.get("DIGEST_CRASH_ITERATIONS", "0")) or (
-    30 if os.environ.get("DIGEST_LONG_TESTS") else 5)
+    50 if os.environ.get("DIGEST_LONG_TESTS") else 5)
 #: Seconds the server waits before each MAIL, RCPT and DATA reply while the worker runs.
 DELAY = 0.02
 TOPICS = [
@@ -133,8 +131,8 @@ def crash(root: Path, server: RecordingServer, rng: random.Random,
     argv = ["--db", f"sqlite:///{root}/digest.sqlite", "--config",
             str(config_file(root, server.port)), "--profiles", str(root / "profiles"),
             "run", "--date", DAY.isoformat(), "--json"]
-    worker = context.Process(target=crash_worker.run, args=(argv, str(root / "worker.log")))
-    worker.start()
+    log = root / "worker.log"
+    worker = crash_worker.start(context, argv, log)
     try:
         mode = rng.choice(["at a moment", "as a message is accepted", "in an exchange"])
         if mode == "at a moment":  # while loading, ranking, rendering or sending
@@ -146,19 +144,11 @@ def crash(root: Path, server: RecordingServer, rng: random.Random,
             if mode == "in an exchange":  # MAIL, RCPT and DATA each take DELAY
                 time.sleep(rng.uniform(0, 3 * DELAY))
             # else at once: the server has the message, the ledger likely not yet
-        if not worker.is_alive():
-            return f"finished before the kill (exit {worker.exitcode})"
-        worker.kill()
-        worker.join()
-        return f"killed {mode}, after {len(server.messages)} messages"
+        where = (f"killed {mode}, after {len(server.messages)} messages" if worker.is_alive()
+                 else f"finished before the kill (exit {worker.exitcode})")
     finally:
-        if worker.is_alive():
-            worker.kill()
-        worker.join()
-        worker.close()
-        log = root / "worker.log"  # not there when killed at once
-        output = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
-        assert "Traceback" not in output, output
+        crash_worker.finish(worker, log, kill=True)
+    return where
 
 
 def finish(root: Path, server: RecordingServer) -> list[str]:
@@ -205,14 +195,11 @@ def check(root: Path, received: list[Received]) -> int:
 def forkserver() -> Iterator[multiprocessing.context.ForkServerContext]:
     """Workers forked from a server that imported digest once (started first, so that its
     imports overlap the ingest of `template`), stopped after the module."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(crash_worker.PRELOAD)
-    multiprocessing.forkserver.ensure_running()
-    yield context
-    multiprocessing.forkserver._forkserver._stop()  # type: ignore[attr-defined]  # as CPython tests do
+    with crash_worker.fork_server() as context:
+        yield context
 
 
-@pytest.mark.skipif("forkserver" not in multiprocessing.get_all_start_methods(),
+@pytest.mark.skipif(not crash_worker.HAS_FORK_SERVER,
                     reason="needs the forkserver start method (POSIX)")
 def test_a_run_killed_at_random_points_loses_and_doubles_nothing(
     forkserver: multiprocessing.context.ForkServerContext, template: Path, tmp_path: Path

@@ -89,6 +89,16 @@ class LedgerMixin:
         with self._errors(), self.engine.begin() as conn:
             yield conn
 
+    @contextmanager
+    def _begin_write(self) -> Iterator[Connection]:
+        """A transaction that reads, then writes. On SQLite it claims the write lock first: a
+        transaction that has read cannot wait for another process's write to end (the busy
+        timeout) and fails at once with "database is locked"."""
+        with self._begin() as conn:
+            if conn.dialect.name == "sqlite":
+                conn.execute(locks.update().where(sa.false()).values(name=locks.c.name))
+            yield conn
+
     # -- deliveries ----------------------------------------------------------------------------
 
     def get_delivery(self, profile: str, key: str) -> Delivery | None:
@@ -196,7 +206,7 @@ class LedgerMixin:
     ) -> None:
         """The message left (or the files were written): mark the delivery sent and its papers
         sent to the profile, in one transaction."""
-        with self._begin() as conn:
+        with self._begin_write() as conn:
             row = conn.execute(sa.select(deliveries).where(deliveries.c.id == delivery_id)).one()
             conn.execute(
                 deliveries.update()
@@ -260,7 +270,7 @@ class LedgerMixin:
 
     def set_subscribed(self, profile: str, subscribed: bool, *, now: dt.datetime) -> bool:
         """Record a (re)subscription; returns True when it changed anything."""
-        with self._begin() as conn:
+        with self._begin_write() as conn:
             row = conn.execute(
                 sa.select(subscriptions).where(subscriptions.c.profile == profile)
             ).first()
@@ -296,7 +306,7 @@ class LedgerMixin:
         from another host when it has not been refreshed (`heartbeat`) for `stale_after`.
         """
         host, pid = socket.gethostname(), os.getpid()
-        with self._begin() as conn:
+        with self._begin_write() as conn:
             row = conn.execute(sa.select(locks).where(locks.c.name == name)).first()
             if row is not None and not (row.host == host and row.pid == pid):
                 heartbeat = _utc(row.heartbeat_at) or now
