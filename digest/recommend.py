@@ -396,20 +396,20 @@ class Recommender:
                      c1: int) -> tuple[npt.NDArray[np.float32], _Queries]:
         """Final scores of profiles c0..c1 (rows) for every candidate, -inf where a paper is
         not a candidate for the profile; and their query rows."""
-        n = len(batch.candidates.papers)
-        scores = np.full((c1 - c0, n), -np.inf, dtype=np.float32)
         queries = self._queries(batch, c0, c1)
         q0, q1 = int(batch.offsets[c0]), int(batch.offsets[c1])
-        _group_max(scores, queries.matrix, batch.offsets[c0 : c1 + 1] - q0, batch.prepared,
-                   batch.weights[q0:q1])
-        penalty = np.zeros((c1 - c0, n), dtype=np.float32)
-        _group_max(penalty, batch.penalties, batch.pen_offsets[c0 : c1 + 1], batch.prepared)
-        penalty = np.maximum(penalty, 0)
+        scores = _group_max(queries.matrix, batch.offsets[c0 : c1 + 1] - q0, batch.prepared,
+                            batch.weights[q0:q1])
+        p0, p1 = int(batch.pen_offsets[c0]), int(batch.pen_offsets[c1])
         rows, cols = batch.avoid_hits.block(c0, c1)
-        if len(rows):
-            penalty[rows, cols] = np.maximum(penalty[rows, cols], AVOID_MIN)
-        scores -= penalty
-        del penalty
+        if p1 > p0 or len(rows):
+            penalty = _group_max(batch.penalties[p0:p1], batch.pen_offsets[c0 : c1 + 1] - p0,
+                                 batch.prepared, empty=0.0)
+            np.maximum(penalty, 0, out=penalty)
+            if len(rows):
+                penalty[rows, cols] = np.maximum(penalty[rows, cols], AVOID_MIN)
+            scores -= penalty
+            del penalty
         scores[batch.candidates.announced[None, :] < batch.since[c0:c1, None]] = -np.inf
         rows, cols = batch.boosted.block(c0, c1)
         if len(rows):
@@ -459,7 +459,7 @@ class Recommender:
         if not len(top):
             return []
         sub = batch.candidates.vectors[top]
-        similar = (sub @ sub.T).toarray()
+        similar = scoring.row_dots(sub, sub)
         chosen: list[int] = []
         for pos in range(len(top)):
             if chosen and similar[pos, chosen].max() > DUPLICATE:
@@ -485,22 +485,18 @@ class Recommender:
         similarity = np.zeros(m, dtype=np.float32)
         terms: list[tuple[str, ...]] = [()] * m
         if queries.shape[0]:
-            sims = (queries @ items.T).toarray()
+            sims = scoring.row_dots(queries, items)
             best = np.argmax(sims * batch.weights[q0 : q0 + queries.shape[0], None], axis=0)
             similarity = sims[best, np.arange(m)]
             interest_of = [plan.interests[b] for b in best]
-            contrib = sp.csr_matrix(queries[best].multiply(items))
             names = self.model.terms()
-            for r in range(m):
-                lo, hi = contrib.indptr[r], contrib.indptr[r + 1]
-                vals = contrib.data[lo:hi]
+            for r, (ids, vals) in enumerate(scoring.shared_terms(queries[best], items)):
                 order = np.argsort(-vals, kind="stable")[:WHY_TERMS]
-                terms[r] = tuple(str(names[c]) for c in contrib.indices[lo:hi][order]
-                                 if vals[order[0]] > 0)
+                terms[r] = tuple(str(names[c]) for c in ids[order] if vals[order[0]] > 0)
         seed_best: list[tuple[str | None, str | None, float | None]] = [(None, None, None)] * m
         if plan.all_seeds:
             rows = [batch.seed_row[p.pid] for p in plan.all_seeds]
-            seed_sims = (batch.seed_matrix[rows] @ items.T).toarray()
+            seed_sims = scoring.row_dots(batch.seed_matrix[rows], items)
             nearest = np.argmax(seed_sims, axis=0)
             seed_best = [(plan.all_seeds[s].key, plan.all_seeds[s].title,
                           float(seed_sims[s, r])) for r, s in enumerate(nearest)]
@@ -604,20 +600,24 @@ def _blas_threads(n: int) -> Iterator[None]:
         yield
 
 
-def _group_max(out: npt.NDArray[np.float32], rows: sp.csr_matrix,
-               offsets: npt.NDArray[np.int64], prepared: scoring.PreparedPapers,
-               weights: npt.NDArray[np.float32] | None = None) -> None:
-    """out[g] = the best (weighted) similarity of group g's rows to each paper; groups
-    without rows are left as they are."""
-    r0, r1 = int(offsets[0]), int(offsets[-1])
-    if r1 == r0:
-        return
-    block = scoring.similarities(rows[r0:r1], prepared)
-    if weights is not None:
-        block *= weights[r0:r1, None]
+def _group_max(rows: sp.csr_matrix, offsets: npt.NDArray[np.int64],
+               prepared: scoring.PreparedPapers, weights: npt.NDArray[np.float32] | None = None,
+               *, empty: float = -np.inf) -> npt.NDArray[np.float32]:
+    """The best (weighted) similarity of each group's rows (group g: rows offsets[g] to
+    offsets[g+1], from 0) to each paper; `empty` for a group without rows."""
     sizes = np.diff(offsets)
+    n_papers = prepared.n_papers
+    if not len(sizes) or not sizes.any():
+        return np.full((len(sizes), n_papers), empty, dtype=np.float32)
+    block = scoring.similarities(rows, prepared)
+    if weights is not None and np.any(weights != 1):
+        block *= weights[:, None]
+    if np.all(sizes == 1):
+        return block
+    out = np.full((len(sizes), n_papers), empty, dtype=np.float32)
     nonempty = np.flatnonzero(sizes > 0)
-    out[nonempty] = np.maximum.reduceat(block, offsets[:-1][nonempty] - r0, axis=0)
+    out[nonempty] = np.maximum.reduceat(block, offsets[:-1][nonempty], axis=0)
+    return out
 
 
 def rank_json(ranking: Ranking) -> dict[str, Any]:
