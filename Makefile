@@ -28,13 +28,11 @@ lint: $(VENV)/.installed
 test: lint
 	$(BIN)/pytest -q
 
-## bench: the benchmark scripts (figures printed, written to bench/results/); each needs
-## ../shared/data. bench/rank.py (~6 min) and bench/eval.py (~7 min) are the long ones.
+## bench: the benchmark suite (docs/benchmarks.md): every stage in a fresh process, each figure
+## beside a baseline measured in the same run; prints a table, writes bench/results.json.
+## Needs ../shared/data; ~40 min on 2 shared cores. `$(BIN)/python -m bench --quick`: 3-5 min.
 bench: $(VENV)/.installed
-	$(BIN)/python bench/ingest.py
-	$(BIN)/python bench/render.py
-	$(BIN)/python bench/smtp.py
-	$(BIN)/python bench/rank.py
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

@@ -39,7 +39,7 @@ WORDS = [
 
 def _serve() -> None:
     """Child: run the server; on each line of stdin, print and reset what it received."""
-    from smtp_server import RecordingServer
+    from smtp_server import RecordingServer  # type: ignore[import-not-found,unused-ignore]
 
     def cpu() -> float:
         usage = resource.getrusage(resource.RUSAGE_SELF)
