@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy, quoprimime
+from email.header import Header
 from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
@@ -111,6 +112,11 @@ def build_message(
 def _header(name: str, value: str) -> bytes:
     """One header line as EmailMessage stores (parses) and its generator writes (folds) it;
     cached, since most headers are the same for every profile of a run."""
+    if name == "Subject" and "=?" in value:
+        # The email package decodes "=?utf-8?q?x?=" written in the text as an encoded word, and
+        # so would the reader: encode the whole subject, so that it arrives as it was written.
+        words = Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
+        return f"{name}: {words}\r\n".encode("ascii")
     return _WIRE_POLICY.fold_binary(name, _BUILD_POLICY.header_store_parse(name, value)[1])
 
 

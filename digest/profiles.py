@@ -10,6 +10,7 @@ disturbing the comments, order and quoting the person chose.
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import io
 import json
@@ -36,7 +37,9 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scalarstring import ScalarString
 
 from digest.cron import check_timezone, parse_cron
@@ -173,7 +176,11 @@ class Profile(_Frozen):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        return check_timezone(value)
+        try:
+            return check_timezone(value)
+        except OSError:  # zoneinfo opens the name as a file: "America" is a folder
+            shown = value if len(value) <= 60 else value[:57] + "..."
+            raise ValueError(f"{shown!r} is not an IANA time zone like Europe/Berlin") from None
 
     @field_validator("schedule")
     @classmethod
@@ -386,8 +393,25 @@ def write_schema(path: str | os.PathLike[str]) -> Path:
 # -- reading ------------------------------------------------------------------------------------
 
 
+class _Constructor(RoundTripConstructor):
+    """ruamel's round-trip constructor, whose failures on a well-formed value (``2001-02-30``,
+    ``!!int abc``, a number of 5,000 digits) become errors with the value's position."""
+
+    def construct_non_recursive_object(self, node: Any, tag: str | None = None) -> Any:
+        try:
+            return super().construct_non_recursive_object(node, tag)
+        except (ValueError, KeyError, TypeError, OverflowError) as exc:
+            value = node.value if isinstance(node.value, str) else node.id
+            shown = value if len(value) <= 40 else value[:37] + "..."
+            kind = str(node.tag).rsplit(":", 1)[-1]  # tag:yaml.org,2002:timestamp
+            raise ConstructorError(
+                None, None, f"cannot read {shown!r} as {kind}: {exc}", node.start_mark
+            ) from exc
+
+
 def _yaml() -> YAML:
     yaml = YAML()  # round-trip: keeps comments, order, quoting and positions
+    yaml.Constructor = _Constructor
     yaml.preserve_quotes = True
     yaml.width = 4096  # never re-wrap a long line the person wrote
     return yaml
@@ -396,18 +420,40 @@ def _yaml() -> YAML:
 def _read_yaml(path: Path) -> tuple[Any, str]:
     where = str(path)
     try:
-        text = path.read_bytes().decode("utf-8-sig")  # as is: CRLF files stay CRLF
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        data = path.read_bytes()
+        text = data.decode("utf-8-sig")  # as is: CRLF files stay CRLF
+    except OSError as exc:
         raise ProfileError(
-            where, [f"{where}:1:1: profile: cannot read the file ({reason})"]
+            where, [f"{where}:1:1: profile: cannot read the file ({exc.strerror or exc})"]
+        ) from exc
+    except UnicodeDecodeError as exc:
+        # The decoder counts from after the byte order mark.
+        body = data[3:] if data.startswith(codecs.BOM_UTF8) else data
+        line, col = _line_col_at(body[: exc.start].decode("utf-8", "replace"))
+        raise ProfileError(
+            where, [f"{where}:{line}:{col}: profile: cannot read the file (not UTF-8 text)"]
         ) from exc
     try:
         return _yaml().load(text), text
     except MarkedYAMLError as exc:
         raise ProfileError(where, _yaml_problems(where, text, exc)) from exc
+    except ReaderError as exc:  # a character YAML does not allow, such as a control character
+        line, col = _line_col_at(text[: exc.position])
+        what = f"U+{exc.character:04X}" if isinstance(exc.character, int) else exc.character
+        raise ProfileError(
+            where, [f"{where}:{line}:{col}: character {what} is not allowed in YAML"]
+        ) from exc
     except YAMLError as exc:
         raise ProfileError(where, [f"{where}:1:1: {exc}"]) from exc
+    except RecursionError:
+        raise ProfileError(
+            where, [f"{where}:1:1: profile: lists or mappings are nested too deeply to read"]
+        ) from None
+
+
+def _line_col_at(before: str) -> tuple[int, int]:
+    """The 1-based line and column just after `before`, the text ahead of a problem."""
+    return before.count("\n") + 1, len(before) - before.rfind("\n")
 
 
 def _yaml_problems(where: str, text: str, exc: MarkedYAMLError) -> list[str]:
@@ -451,34 +497,49 @@ def _duplicate_keys(where: str, node: Any, path: str = "") -> list[str]:
     return problems
 
 
-def _plain(node: Any, lines: list[str]) -> Any:
+def _plain(node: Any, lines: list[str], done: dict[int, Any] | None = None) -> Any:
     """ruamel's round-trip types as plain Python, so strict validation sees str, int, dict.
 
     In lists of paper ids an unquoted arXiv id is read by YAML as a number (2504.13120
-    becomes 2504.1312), so those items are taken as written in the file instead.
+    becomes 2504.1312), so those items are taken as written in the file instead. A node an
+    alias repeats is converted once (`done`), so that nested aliases, each repeating the one
+    before ("billion laughs"), cost their size in the file rather than their expanded size.
     """
+    done = {} if done is None else done
+    if isinstance(node, dict | list) and id(node) in done:
+        return done[id(node)]
+    plain: Any
     if isinstance(node, dict):
-        return {
-            key: [_id_text(value, i, lines) for i in range(len(value))]
+        plain = {
+            key: [_id_text(value, i, lines, done) for i in range(len(value))]
             if key in _ID_KEYS and isinstance(value, CommentedSeq)
-            else _plain(value, lines)
+            else _plain(value, lines, done)
             for key, value in node.items()
         }
-    if isinstance(node, list):
-        return [_plain(item, lines) for item in node]
+    elif isinstance(node, list):
+        plain = [_plain(item, lines, done) for item in node]
+    else:
+        return _scalar(node)
+    done[id(node)] = plain
+    return plain
+
+
+def _scalar(node: Any) -> Any:
     for kind in (bool, int, float, str):
         if isinstance(node, kind):
             return kind(node)
     return node
 
 
-def _id_text(seq: CommentedSeq, index: int, lines: list[str]) -> Any:
+def _id_text(
+    seq: CommentedSeq, index: int, lines: list[str], done: dict[int, Any] | None = None
+) -> Any:
     value = seq[index]
     if isinstance(value, int | float) and not isinstance(value, bool):
         line, col = seq.lc.item(index)
         token = re.match(r"[^\s,\[\]{}#]+", lines[line][col:]) if line < len(lines) else None
         return token.group(0) if token else str(value)
-    return _plain(value, lines)
+    return _plain(value, lines, done)
 
 
 # -- explaining ---------------------------------------------------------------------------------
@@ -494,9 +555,13 @@ def _position(root: CommentedMap, loc: tuple[int | str, ...]) -> tuple[int, int]
     a mapping entry, the item for a list entry, the enclosing node for a missing key."""
     position, node = _start(root), root
     for part in loc:
+        key: Any = part
+        if isinstance(node, CommentedMap) and key not in node:
+            # pydantic names a key that is not text (a date, null, [a, b]) by its repr.
+            key = next((k for k in node if repr(k) == part), part)
         try:
-            if isinstance(node, CommentedMap) and part in node:
-                position, node = tuple(node.lc.key(part)), node[part]
+            if isinstance(node, CommentedMap) and key in node:
+                position, node = tuple(node.lc.key(key)), node[key]
             elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
                 position, node = tuple(node.lc.item(part)), node[part]
             else:
@@ -507,8 +572,10 @@ def _position(root: CommentedMap, loc: tuple[int | str, ...]) -> tuple[int, int]
 
 
 def _key_path(loc: tuple[int | str, ...]) -> str:
-    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
-    return text or "profile"
+    if not loc:
+        return "profile"
+    # The first part is a key of the file's mapping even when it is a number (`1: x`).
+    return f"{loc[0]}" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc[1:])
 
 
 def _what(error: ErrorDetails) -> str:

@@ -359,9 +359,11 @@ def _paper_fields(
     paper: Paper,
 ) -> tuple[str, str, bool, str, str, str, str | None, str | None, str, tuple[str, ...], str]:
     """What an `Item` shows of a paper: the same for every profile it is sent to."""
-    title = display_text(paper.title) or paper.key
+    title = display_text(paper.title) or display_text(paper.key)
     abstract_full = display_text(paper.abstract)
     abstract, truncated = _truncate(abstract_full, ABSTRACT_CHARS)
+    if truncated:  # the cut may have dropped the close of an override opened before it
+        abstract = display_text(abstract)
     return (
         title,
         abstract,
@@ -370,7 +372,7 @@ def _paper_fields(
         display_text(_keep_math(paper.title_raw, paper.title)) or title,
         display_text(_keep_math(paper.abstract_raw, paper.abstract)),
         safe_url(paper.abs_url),
-        f"https://arxiv.org/pdf/{paper.arxiv_id}" if paper.arxiv_id else None,
+        safe_url(f"https://arxiv.org/pdf/{paper.arxiv_id}") if paper.arxiv_id else None,
         display_text(short_authors(paper.authors)),
         tuple(display_text(c) for c in paper.categories),
         (paper.announced or paper.first_seen.date()).isoformat(),
@@ -421,8 +423,12 @@ def _where(tb: types.TracebackType | None, name: str) -> str:
 
 # Control characters other than tab and newline, and what XML 1.0 cannot hold at all.
 _UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
-# `\s` in a str pattern is `str.isspace`.
-_UNSAFE_OR_SPACE = re.compile(_UNSAFE.pattern + r"|\s")
+# What a URL must not hold as is: the above, white space (`\s` in a str pattern is
+# `str.isspace`), and what would change how the text after it reads: bidi controls and
+# invisible characters. A URL holding any is percent-encoded.
+_UNSAFE_OR_SPACE = re.compile(
+    _UNSAFE.pattern + r"|\s|[\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]"
+)
 _BIDI_OPEN = {
     "\u202a": "\u202c",
     "\u202b": "\u202c",
@@ -432,7 +438,7 @@ _BIDI_OPEN = {
     "\u2067": "\u2069",
     "\u2068": "\u2069",
 }
-_BIDI_CLOSE = {"\u202c", "\u2069"}
+_PDF, _PDI = "\u202c", "\u2069"
 _BIDI_ANY = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 
@@ -442,13 +448,17 @@ def display_text(text: str) -> str:
     text = collapse(_UNSAFE.sub("", text))
     if not _BIDI_ANY.search(text):
         return text
-    stack: list[str] = []
+    owed: list[str] = []  # the closers of what is open, innermost last
     for ch in text:
         if ch in _BIDI_OPEN:
-            stack.append(_BIDI_OPEN[ch])
-        elif ch in _BIDI_CLOSE and stack:
-            stack.pop()
-    return text + "".join(reversed(stack))
+            owed.append(_BIDI_OPEN[ch])
+        elif ch == _PDF:  # closes an embedding or override, never an isolate (UAX #9)
+            if owed and owed[-1] == _PDF:
+                owed.pop()
+        elif ch == _PDI and _PDI in owed:  # closes its isolate and all opened inside it
+            while owed.pop() != _PDI:
+                pass
+    return text + "".join(reversed(owed))
 
 
 @lru_cache(maxsize=_CACHE_SIZE)
@@ -510,7 +520,7 @@ def _preheader(items: Sequence[Item], profile: Profile) -> str:
     text = "Top pick: " + items[0].title
     if len(items) > 1:
         text += f" — and {len(items) - 1} more"
-    return text if len(text) <= PREHEADER_CHARS else text[: PREHEADER_CHARS - 1] + "…"
+    return text if len(text) <= PREHEADER_CHARS else display_text(text[: PREHEADER_CHARS - 1] + "…")
 
 
 # -- markdown ------------------------------------------------------------------------------------

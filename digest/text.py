@@ -22,12 +22,22 @@ logging.getLogger("pylatexenc").setLevel(logging.ERROR)
 # many abstracts) skips it: the converter costs about a millisecond per abstract.
 _LATEXISH = re.compile(r"[\\${}]")
 
-_NEW_ID = re.compile(r"(\d{4}\.\d{4,5})(?:v(\d+))?")
-_OLD_ID = re.compile(r"([a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(?:v(\d+))?")
+# A version of more digits than this is no arXiv version (and too long for int() to read).
+_NEW_ID = re.compile(r"(\d{4}\.\d{4,5})(?:v(\d{1,9}))?")
+_OLD_ID = re.compile(r"([a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(?:v(\d{1,9}))?")
 _ID_PREFIX = re.compile(
     r"^(?:arxiv:|oai:arxiv\.org:|https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/)",
     re.IGNORECASE,
 )
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def has_lone_surrogate(text: str) -> bool:
+    """Whether `text` holds a surrogate code point on its own, as JSON can escape one
+    (``"\\ud800"``). Such a string is not text: it cannot be encoded, stored or shown."""
+    return _SURROGATE.search(text) is not None
 
 
 def collapse(text: str) -> str:

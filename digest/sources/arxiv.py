@@ -128,7 +128,14 @@ def _parse_feed(body: bytes, origin: str) -> Any:
     # No sanitizing and no link resolving: feedparser reads RSS titles and descriptions as HTML
     # and those passes eat the text between a "<" and a ">" ("p<0.05 ... q>1"), while arXiv
     # sends plain text escaped at the XML level. Whoever renders this text as HTML escapes it.
-    parsed = feedparser.parse(io.BytesIO(body), sanitize_html=False, resolve_relative_uris=False)
+    try:
+        parsed = feedparser.parse(
+            io.BytesIO(body), sanitize_html=False, resolve_relative_uris=False
+        )
+    except (ValueError, OverflowError) as exc:
+        # feedparser's fallback for XML that is not well-formed fails on a character reference
+        # to no character (&#xD800;, &#x110000;, a number of 5,000 digits).
+        raise FormatError(origin, f"not a readable RSS/Atom feed: {exc}") from None
     if not parsed.get("version") and not parsed.get("entries"):
         problem = parsed.get("bozo_exception") or "no <rss> or <feed> root element"
         start = body[:60].decode("utf-8", "replace")
@@ -152,7 +159,8 @@ def _listing_item(entry: Any, where: str, channel_day: dt.date | None) -> Parsed
     title: str = entry.get("title") or ""
     if not title.strip():
         return Rejected(where, f"{arxiv_id} has no title")
-    announce = (entry.get("arxiv_announce_type") or (header["type"] if header else "")).lower()
+    announce = _text(entry.get("arxiv_announce_type")) or (header["type"] if header else "")
+    announce = announce.lower()
     if announce in UPDATE_TYPES:
         update_only = True
     elif announce in NEW_TYPES:
@@ -203,6 +211,12 @@ def _api_item(entry: Any, where: str) -> ParsedItem:
     )
 
 
+def _text(value: Any) -> str:
+    """An extension element's text; feedparser gives its attributes (a dict) instead when it
+    has attributes and no text (``<arxiv:announce_type term="new"/>``)."""
+    return value if isinstance(value, str) else ""
+
+
 def _first_id(*candidates: str | None) -> str | None:
     """The first candidate that is an arXiv id, as ``id`` or ``idvN``."""
     for candidate in candidates:
@@ -219,7 +233,8 @@ def _bare(arxiv_id: str) -> str:
 
 def _categories(entry: Any) -> tuple[str, ...]:
     terms = [tag.get("term") for tag in entry.get("tags") or []]
-    primary = (entry.get("arxiv_primary_category") or {}).get("term")
+    primary = entry.get("arxiv_primary_category")
+    primary = _text(primary.get("term")) if isinstance(primary, dict) else None
     ordered = [primary, *terms] if primary else terms
     return tuple(dict.fromkeys(t.strip() for t in ordered if t and t.strip()))
 

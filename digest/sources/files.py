@@ -33,6 +33,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
 from ..errors import FormatError
+from ..text import has_lone_surrogate
 from ..types import ParsedItem, RawPaper, Rejected
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -198,7 +199,7 @@ def _paper(rec: dict[str, Any], *, from_csv: bool) -> RawPaper:
     url = rec.get("url") or None
     if url is not None and not isinstance(url, str):
         raise _Bad(f"url must be a string, got {_show(url)}")
-    return RawPaper(
+    paper = RawPaper(
         title=title,
         abstract=abstract,
         id=_id(rec.get("id")),
@@ -207,6 +208,13 @@ def _paper(rec: dict[str, Any], *, from_csv: bool) -> RawPaper:
         date=_date(rec.get("date")),
         url=url,
     )
+    for field in ("id", "title", "abstract", "url", "authors", "categories"):
+        value = getattr(paper, field)
+        if any(has_lone_surrogate(v) for v in (value if isinstance(value, tuple) else [value])
+               if v):
+            raise _Bad(f"{field} is not valid Unicode: it holds a lone surrogate such as "
+                       "\\ud800; expected text (a pair such as \\ud83d\\ude00 is fine)")
+    return paper
 
 
 def _id(value: Any) -> str | None:

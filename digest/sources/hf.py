@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import FormatError
 from ..http import HttpClient
-from ..text import parse_arxiv_id
+from ..text import has_lone_surrogate, parse_arxiv_id
 from ..types import ParsedItem, RawPaper, Rejected
 
 DAILY_PAPERS_URL = "https://huggingface.co/api/daily_papers"
@@ -144,6 +144,12 @@ def _daily_entry(entry: Any) -> RawPaper:
         if value is not None:
             day = _iso_day(value, key)
             break
+
+    for field, value in (("paper.id", pid), ("paper.title", title),
+                         ("paper.summary", abstract), *(("paper.authors", n) for n in names)):
+        if value and has_lone_surrogate(value):
+            raise _Bad(f"{field} is not valid Unicode: it holds a lone surrogate such as "
+                       "\\ud800; expected text")
 
     url = None
     if pid:
