@@ -227,8 +227,10 @@ def check_timezone(value: str) -> str:
 
     try:
         zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        # OSError: zoneinfo opens the name as a file, and "America" is a folder.
+        shown = value if len(value) <= 60 else value[:57] + "..."
         close = difflib.get_close_matches(value, zoneinfo.available_timezones(), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"{value!r} is not an IANA time zone like Europe/Berlin{hint}") from None
+        raise ValueError(f"{shown!r} is not an IANA time zone like Europe/Berlin{hint}") from None
     return value

@@ -176,11 +176,7 @@ class Profile(_Frozen):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            return check_timezone(value)
-        except OSError:  # zoneinfo opens the name as a file: "America" is a folder
-            shown = value if len(value) <= 60 else value[:57] + "..."
-            raise ValueError(f"{shown!r} is not an IANA time zone like Europe/Berlin") from None
+        return check_timezone(value)
 
     @field_validator("schedule")
     @classmethod
