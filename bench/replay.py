@@ -952,6 +952,8 @@ def main() -> int:
                         help="replay in DIR (emptied first) and leave it there")
     args = parser.parse_args()
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    # The modules are imported now; the tree may change while the replay runs.
+    code_at_start = code_version()
     with workdir(args.keep) as root:
         def log(line: str) -> None:
             print(line, file=sys.stderr, flush=True)
@@ -968,7 +970,7 @@ def main() -> int:
         summary = summarize(result, violations, time.perf_counter() - start)
     summary["command"] = " ".join(["python", "bench/replay.py", *sys.argv[1:]])
     summary["started"] = started
-    summary["code"] = code_version()
+    summary["code"] = {"at_start": code_at_start, "at_end": code_version()}
     print_report(summary)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
