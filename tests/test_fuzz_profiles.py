@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
@@ -228,6 +228,10 @@ def test_any_file_beside_a_good_profile(tmp_path: Path, text: bytes, name: str) 
 @given(case=one_bad_key())
 def test_a_spoiled_key_is_named_with_its_line(tmp_path: Path, case: tuple[str, Any]) -> None:
     text, key = case
+    in_file = YAML().load(text)
+    # A key that does not survive the YAML round trip (ruamel reads a NEL it wrote as a line
+    # break) is not the key the file holds.
+    assume(key in in_file or key in FIELDS)
     folder = Path(tempfile.mkdtemp(dir=tmp_path))
     bad, loaded = load_beside_good(folder, "bad.yaml", text.encode())
     if loaded.get("bad") is not None:
@@ -236,7 +240,6 @@ def test_a_spoiled_key_is_named_with_its_line(tmp_path: Path, case: tuple[str, A
         return
     (error,) = loaded.errors
     allowed = key_names(key) | COUPLED.get(str(key), set())
-    in_file = YAML().load(text)
     for line, what in check_problems(error, bad, text.encode()):
         assert any(what.startswith((f"{name}: ", f"{name}.", f"{name}[")) for name in allowed), (
             f"{what!r} does not name {key!r}"
