@@ -57,6 +57,9 @@ class DigestApp:
         found = load_profiles(self.profiles_dir)
         if not names:
             return found
+        # A profile is named by its identity or by its file name (they differ after a rename).
+        by_file = {path.stem: name for name, path in found.paths.items()}
+        names = [n if n in found.paths else by_file.get(n, n) for n in names]
         missing = [n for n in names if found.get(n) is None and n not in _error_names(found)]
         if missing:
             known = ", ".join(sorted(found.paths)) or "none"

@@ -44,7 +44,7 @@ class RunResult:
     """What a run did for one profile (one line of ``digest run --json``)."""
 
     profile: str
-    status: str  # sent | empty | failed | skipped
+    status: str  # sent | empty | failed | skipped | would send (dry run)
     papers: list[str] = field(default_factory=list)
     message_id: str | None = None
     files: list[str] = field(default_factory=list)
@@ -230,7 +230,8 @@ class Deliverer:
         if dry_run:
             with self._writing(profile, digest.key, message, markdown, dry_run=True) as files:
                 pass
-            return RunResult(profile.name, "sent" if items else "empty",
+            # A dry run sends nothing, and says so: "would send", never "sent".
+            return RunResult(profile.name, "would send" if items else "empty",
                              papers=[r.paper.key for r in items], message_id=message_id,
                              files=files)
         delivery = self.store.record_delivery(
