@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..errors import DigestError
-from .common import fail
+from .common import UNKNOWN_PROFILE, fail
 from .group import main
 
 if TYPE_CHECKING:
@@ -71,31 +71,55 @@ def _store_exists(url: str) -> bool:
 @main.command("feedback")
 @click.argument("profile")
 @click.argument("paper_id")
-@click.option("--like/--dislike", "like", default=None, required=True,
-              help="Whether the paper was wanted.")
+@click.option("--like", "vote", flag_value="like", help="The paper was wanted.")
+@click.option("--dislike", "vote", flag_value="dislike", help="The paper was not wanted.")
+@click.option("--force", is_flag=True,
+              help="Record a paper the store does not know (an id you have not ingested).")
 @click.pass_obj
-def feedback_command(app: DigestApp, profile: str, paper_id: str, like: bool) -> None:
-    """Record that PROFILE liked or disliked PAPER_ID.
+def feedback_command(app: DigestApp, profile: str, paper_id: str, vote: str | None,
+                     force: bool) -> None:
+    """Record that PROFILE liked (--like) or disliked (--dislike) PAPER_ID.
 
     Appends the paper to `liked` or `disliked` in the profile's YAML file, keeping its comments,
-    order and formatting; the next ranking reflects it.
+    order and formatting; the next ranking reflects it. A paper the store does not know is
+    refused (exit status 1) with the command that would ingest it, unless --force.
     """
-    from ..profiles import add_feedback, load_profiles
+    from ..profiles import add_feedback, seed_conflict
 
-    found = load_profiles(app.profiles_dir)
-    path = found.paths.get(profile)
-    if path is None:
-        known = ", ".join(sorted(found.paths)) or "none"
-        fail(f"no valid profile named {profile!r} in {app.profiles_dir} (profiles: {known})")
-        return
+    if vote is None:
+        raise click.UsageError("say --like or --dislike")
+    like = vote == "like"
+    try:
+        found = app.profiles((profile,))
+    except DigestError as exc:
+        fail(str(exc), UNKNOWN_PROFILE)
+    if not found.profiles:
+        for error in found.errors:
+            for line in error.problems:
+                click.echo(f"invalid profile: {line}", err=True)
+        fail(f"profile {profile!r} is invalid; fix it before recording feedback")
+    (chosen,) = found.profiles
+    path = found.paths[chosen.name]
+    if not force and _store_exists(app.db_url):
+        try:
+            with app.open_store() as store:
+                known = store.resolve_refs([paper_id])[paper_id] is not None
+        except DigestError as exc:
+            fail(str(exc))
+        if not known:
+            fail(f"paper {paper_id!r} is not in the store; ingest it first "
+                 f"(digest ingest arxiv-api:id:{paper_id}) or record it anyway with --force")
     try:
         changed = add_feedback(path, paper_id, like)
     except DigestError as exc:
         fail(str(exc))
+    if not like and (where := seed_conflict(chosen, paper_id)):
+        click.echo(f"warning: {path}: {paper_id} is disliked but also a seed paper of "
+                   f"{where}; it keeps pulling similar papers up until you remove it there",
+                   err=True)
     verb = "liked" if like else "disliked"
     click.echo(f"{path}: {paper_id} {verb}" if changed else
                f"{path}: {paper_id} was already {verb}; nothing changed")
-
 
 
 @main.command("init")

@@ -8,7 +8,7 @@ positions it keeps for error messages let `add_feedback` write a liked paper bac
 disturbing the comments, order and quoting the person chose.
 """
 
-from .feedback import add_feedback
+from .feedback import add_feedback, seed_conflict
 from .loading import ProfileSet, load_profile, load_profiles
 from .model import Interest, Profile
 from .schema import profile_json_schema, write_schema
@@ -21,5 +21,6 @@ __all__ = [
     "load_profile",
     "load_profiles",
     "profile_json_schema",
+    "seed_conflict",
     "write_schema",
 ]

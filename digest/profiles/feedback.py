@@ -14,7 +14,7 @@ from ruamel.yaml.scalarstring import ScalarString
 
 from digest.errors import ProfileError
 
-from .model import _paper_key
+from .model import Profile, _paper_key
 from .yamlio import dump, id_text, read_yaml, write_atomically
 
 
@@ -148,3 +148,15 @@ def _delete_keeping_comments(root: CommentedMap, key: str, index: int) -> None:
         moved = type(token)("\n" + below, token.start_mark, token.end_mark, column=0)
         slots = root.ca.items.setdefault(key, [None, None, None, None])
         slots[2] = moved
+
+
+def seed_conflict(profile: Profile, paper_id: str) -> str | None:
+    """Where `paper_id` is a seed of `profile` ("seed_papers", or "interest 'X'"), if it is:
+    disliking a seed paper sends contradictory signals, so the person is told."""
+    wanted = _paper_key(paper_id)
+    if any(_paper_key(ref) == wanted for ref in profile.seed_papers):
+        return "seed_papers"
+    for interest in profile.interests:
+        if any(_paper_key(ref) == wanted for ref in interest.seed_papers):
+            return f"interest {interest.name!r}"
+    return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -139,7 +140,8 @@ class Profile(_Frozen):
         description="Authors whose new papers are always wanted (ranked first, past "
         "min_score), as named on arXiv."
     )
-    categories: tuple[Annotated[str, Strict(), StringConstraints(pattern=_CATEGORY)], ...] = Field(
+    categories: tuple[Annotated[str, Strict(), StringConstraints(pattern=_CATEGORY),
+                                AfterValidator(check_category)], ...] = Field(
         (), max_length=200,
         description="arXiv categories to draw from (e.g. cs.CV); empty means all."
     )
@@ -147,13 +149,6 @@ class Profile(_Frozen):
         False,
         description='Send a short "nothing new" note when no paper qualifies, instead of nothing.',
     )
-
-    @field_validator("categories")
-    @classmethod
-    def _known_categories(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for category in value:
-            check_category(category)
-        return value
 
     @field_validator("timezone")
     @classmethod
