@@ -42,6 +42,8 @@ class DigestApp:
     profiles_dir: str
     clock: Clock = utc_now
     transport: Transport | None = None  # None: from config (SMTP, else .eml files)
+    #: The HTTP client for arXiv and Hugging Face; tests give one with a fake transport.
+    http_factory: Callable[[], HttpClient] | None = None
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -101,11 +103,16 @@ class DigestApp:
     def ingest(self, sources: Sequence[Source], *, today: dt.date | None = None,
                progress: ProgressHook | None = None) -> list[SourceResult]:
         now = self.clock()
-        http = HttpClient(contact=self.config.http.contact, timeout=self.config.http.timeout,
-                          max_retries=self.config.http.retries)
+        http = self.http()
         with self.open_store() as store, http:
             ctx = IngestContext(now=now, today=today or now.date(), http=http, store=store)
             return ingest(store, sources, ctx, progress=progress)
+
+    def http(self) -> HttpClient:
+        if self.http_factory is not None:
+            return self.http_factory()
+        return HttpClient(contact=self.config.http.contact, timeout=self.config.http.timeout,
+                          max_retries=self.config.http.retries)
 
     def rank(self, profiles: Sequence[Profile], *, until: dt.date | None = None,
              since: dt.date | None = None, top: int | None = None) -> list[Ranking]:

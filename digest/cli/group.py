@@ -35,7 +35,10 @@ def main(ctx: click.Context, db_url: str | None, config_path: str | None,
         config = load_config(config_path)
     except ConfigError as exc:
         fail(str(exc))
-    ctx.obj = DigestApp(config, db_url or config.database, profiles_dir or config.profiles_dir)
+    # A caller (a test) may hand seams for the app in `obj`: {"http_factory": ...}.
+    seams = ctx.obj if isinstance(ctx.obj, dict) else {}
+    ctx.obj = DigestApp(config, db_url or config.database, profiles_dir or config.profiles_dir,
+                        **seams)
 
 
 main.params.extend(verbosity_options())

@@ -56,20 +56,7 @@ def unsubscribe_command(app: DigestApp, profile: str) -> None:
 
     Runs skip the profile until `digest resubscribe PROFILE`; its feeds stay available.
     """
-    from ..server import set_subscribed
-
-    # Resolved first: an unknown name exits as everywhere, and a file name finds its `id`.
-    (found,) = load_named_profiles(app, (profile,)) or [None]  # type: ignore[list-item]
-    if found is None:
-        fail(f"profile {profile!r} is invalid")
-    profile = found.name
-    try:
-        changed = set_subscribed(app, profile, False)
-    except DigestError as exc:
-        fail(str(exc))
-        return
-    click.echo(f"{profile}: unsubscribed" if changed else
-               f"{profile}: was already unsubscribed; nothing changed")
+    _subscribe(app, profile, False)
 
 
 @main.command("resubscribe")
@@ -77,20 +64,27 @@ def unsubscribe_command(app: DigestApp, profile: str) -> None:
 @click.pass_obj
 def resubscribe_command(app: DigestApp, profile: str) -> None:
     """Send PROFILE its digests again after it unsubscribed."""
+    _subscribe(app, profile, True)
+
+
+def _subscribe(app: DigestApp, name: str, subscribed: bool) -> None:
     from ..server import set_subscribed
 
     # Resolved first: an unknown name exits as everywhere, and a file name finds its `id`.
-    (found,) = load_named_profiles(app, (profile,)) or [None]  # type: ignore[list-item]
-    if found is None:
-        fail(f"profile {profile!r} is invalid")
-    profile = found.name
+    found = load_named_profiles(app, (name,))
+    if not found:
+        fail(f"profile {name!r} is invalid")
+    name = found[0].name
     try:
-        changed = set_subscribed(app, profile, True)
+        changed = set_subscribed(app, name, subscribed)
     except DigestError as exc:
         fail(str(exc))
-        return
-    click.echo(f"{profile}: subscribed again" if changed else
-               f"{profile}: was subscribed; nothing changed")
+    if subscribed:
+        click.echo(f"{name}: subscribed again" if changed else
+                   f"{name}: was subscribed; nothing changed")
+    else:
+        click.echo(f"{name}: unsubscribed" if changed else
+                   f"{name}: was already unsubscribed; nothing changed")
 
 
 @main.group("model")

@@ -8,7 +8,7 @@ positions it keeps for error messages let `add_feedback` write a liked paper bac
 disturbing the comments, order and quoting the person chose.
 """
 
-from .feedback import add_feedback, seed_conflict
+from .feedback import add_feedback, add_seed_papers, seed_conflict
 from .loading import ProfileSet, load_profile, load_profiles
 from .model import Interest, Profile
 from .schema import profile_json_schema, write_schema
@@ -18,6 +18,7 @@ __all__ = [
     "Profile",
     "ProfileSet",
     "add_feedback",
+    "add_seed_papers",
     "load_profile",
     "load_profiles",
     "profile_json_schema",

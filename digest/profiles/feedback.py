@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.scalarstring import ScalarString
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString, ScalarString
 
 from digest.errors import ProfileError
 
@@ -160,3 +160,52 @@ def seed_conflict(profile: Profile, paper_id: str) -> str | None:
         if any(_paper_key(ref) == wanted for ref in interest.seed_papers):
             return f"interest {interest.name!r}"
     return None
+
+
+_NEW_PROFILE = """\
+# yaml-language-server: $schema=./profile.schema.json
+#
+# Made by `digest profiles import`; add interests in plain words, an email, a schedule.
+version: 1
+
+# Stable identity: what was sent and an unsubscribe follow it, so the file can be renamed.
+id: {name}
+
+# Papers typical of your interests, from your library.
+seed_papers: []
+"""
+
+
+def add_seed_papers(path: str | os.PathLike[str], refs: list[str]) -> list[str]:
+    """Append `refs` (arXiv ids or stored keys) to the profile's top-level ``seed_papers``,
+    leaving out those already there; create the profile (with an `id`) if the file does not
+    exist. Same care as `add_feedback`: comments kept, atomic, under `profile_lock`.
+    Returns the refs added."""
+    path = Path(path)
+    with profile_lock(path):
+        if not path.exists():
+            write_atomically(path, _NEW_PROFILE.format(name=path.stem))
+        root, text = read_yaml(path)
+        if not isinstance(root, CommentedMap):
+            raise ProfileError(str(path), [f"{path}:1:1: profile: must be a mapping of keys"])
+        seq = root.get("seed_papers")
+        if seq is not None and not isinstance(seq, CommentedSeq):
+            line, col = root.lc.key("seed_papers")
+            raise ProfileError(str(path),
+                               [f"{path}:{line + 1}:{col + 1}: seed_papers: must be a list"])
+        if seq is None:
+            seq = root["seed_papers"] = CommentedSeq()
+        lines = text.splitlines()
+        have = {_paper_key(id_text(seq, i, lines)) for i in range(len(seq))}
+        added = []
+        for ref in refs:
+            if _paper_key(ref) not in have:
+                have.add(_paper_key(ref))
+                # Quoted, so that YAML never reads an id such as 2504.13120 as a number.
+                _append_keeping_comments(seq, DoubleQuotedScalarString(ref))
+                added.append(ref)
+        if added:
+            if seq.fa.flow_style() and len(seq) > 5:
+                seq.fa.set_block_style()  # a long list reads better one paper a line
+            write_atomically(path, dump(root, text))
+        return added
