@@ -15,7 +15,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString, ScalarString
 from digest.errors import ProfileError
 
 from .model import Profile, _paper_key
-from .yamlio import dump, id_text, read_yaml, write_atomically
+from .yamlio import dump, id_text, layout_of, read_yaml, write_atomically
 
 
 @contextmanager
@@ -63,6 +63,7 @@ def _add_feedback_locked(path: Path, paper_id: str, like: bool) -> bool:
     if not isinstance(root, CommentedMap):
         raise ProfileError(str(path), [f"{path}:1:1: profile: must be a mapping of keys"])
     lines = text.splitlines()
+    layout = layout_of(root, text)  # before the change: one parse of the file, not two
     target, other = ("liked", "disliked") if like else ("disliked", "liked")
     for key in (target, other):
         if root.get(key) is not None and not isinstance(root[key], CommentedSeq):
@@ -84,7 +85,7 @@ def _add_feedback_locked(path: Path, paper_id: str, like: bool) -> bool:
         _append_keeping_comments(seq, _styled_like(paper_id, seq, root.get(other)))
         changed = True
     if changed:
-        write_atomically(path, dump(root, text))
+        write_atomically(path, dump(root, text, layout))
     return changed
 
 
@@ -196,6 +197,7 @@ def add_seed_papers(path: str | os.PathLike[str], refs: list[str]) -> list[str]:
         if seq is None:
             seq = root["seed_papers"] = CommentedSeq()
         lines = text.splitlines()
+        layout = layout_of(root, text)
         have = {_paper_key(id_text(seq, i, lines)) for i in range(len(seq))}
         added = []
         for ref in refs:
@@ -207,5 +209,5 @@ def add_seed_papers(path: str | os.PathLike[str], refs: list[str]) -> list[str]:
         if added:
             if seq.fa.flow_style() and len(seq) > 5:
                 seq.fa.set_block_style()  # a long list reads better one paper a line
-            write_atomically(path, dump(root, text))
+            write_atomically(path, dump(root, text, layout))
         return added

@@ -186,22 +186,29 @@ def id_text(
     return plain(value, lines, done)
 
 
-# -- explaining ---------------------------------------------------------------------------------
+# -- writing ------------------------------------------------------------------------------------
+
+#: Indentation as (mapping, sequence, offset): the common layouts, ruamel's default first.
+Layout = tuple[int, int, int]
+_LAYOUTS: list[Layout] = [(m, s, o) for m in (2, 4)
+                          for s, o in ((2, 0), (4, 2), (4, 0), (3, 1), (6, 4))]
 
 
-def dump(root: CommentedMap, original: str) -> str:
-    """Serialize with the indentation and line endings the file already uses.
+def layout_of(root: Any, original: str) -> Layout:
+    """The layout that reproduces `original` from `root`, the tree read from it (call it
+    before changing `root`). ruamel does not record indentation, so the common layouts are
+    tried in turn; comments and order are kept whichever is chosen."""
+    text = original.replace("\r\n", "\n")
+    return next((lay for lay in _LAYOUTS if dump_as(root, lay) == text), _LAYOUTS[2])
 
-    ruamel does not record indentation, so try the common layouts and keep the first one that
-    reproduces the untouched file; comments and order are kept in any case.
-    """
-    crlf = "\r\n" in original
-    original = original.replace("\r\n", "\n")
-    unchanged = make_yaml().load(original)
-    layouts = [(m, s, o) for m in (2, 4) for s, o in ((2, 0), (4, 2), (4, 0), (3, 1), (6, 4))]
-    layout = next((lay for lay in layouts if dump_as(unchanged, lay) == original), layouts[2])
+
+def dump(root: CommentedMap, original: str, layout: Layout | None = None) -> str:
+    """Serialize with the indentation (`layout_of`, unless given) and line endings the file
+    already uses."""
+    if layout is None:
+        layout = layout_of(make_yaml().load(original.replace("\r\n", "\n")), original)
     text = dump_as(root, layout)
-    return text.replace("\n", "\r\n") if crlf else text
+    return text.replace("\n", "\r\n") if "\r\n" in original else text
 
 
 def dump_as(root: Any, layout: tuple[int, int, int]) -> str:
