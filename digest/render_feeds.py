@@ -78,7 +78,7 @@ def build_feeds(
         entry = fg.add_entry(order="append")
         entry.id(guid)
         entry.guid(guid, permalink=safe_url(guid) is not None)
-        entry.title(item.title)
+        entry.title(item.title or fi.paper.key or "(untitled)")  # feedgen requires one
         if item.url:
             entry.link(href=item.url)
         body = renderer._feed_body(item, cached)

@@ -250,8 +250,7 @@ class LedgerMixin:
             .join(sent, sent.c.pid == papers.c.pid)
             .where(sent.c.profile == profile, sent.c.sent_at >= since)
             .order_by(sent.c.sent_at.desc(), papers.c.key)
-            .limit(limit)
-        )
+        )  # no LIMIT: the cut follows each digest's ranking, which is in `chosen` (below)
         whys: dict[int, dict[int, Any]] = {}
         out: list[tuple[Paper, dt.datetime, dict[str, Any] | None]] = []
         with self._begin() as conn:
@@ -265,7 +264,7 @@ class LedgerMixin:
         rank = {(d, pid): n for d, by_pid in whys.items() for n, pid in enumerate(by_pid)}
         ordered = sorted(rows, key=lambda r: rank.get((r.delivery_id, r.pid), 0))
         ordered.sort(key=lambda r: _utc(r.sent_at) or r.sent_at, reverse=True)
-        for row in ordered:
+        for row in ordered[:limit]:
             sent_at = _utc(row.sent_at) or row.sent_at
             out.append((row_to_paper(row), sent_at, whys[row.delivery_id].get(row.pid)))
         return out
