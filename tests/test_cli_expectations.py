@@ -113,3 +113,11 @@ def test_schedule_sources_may_name_the_sample(scratch: Path) -> None:
     source = resolve("sample", today=dt.date(2026, 7, 1))
     assert isinstance(source, FileSource)
     assert source.name == sample_path()
+
+
+def test_a_bad_config_value_reads_without_pydantics_prefix(scratch: Path) -> None:
+    (scratch / "digest.toml").write_text('[schedule]\ningest_cron = "61 * * * *"\n')
+    result = invoke("ingest", "sample")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("digest: digest.toml:2: schedule.ingest_cron: ")
+    assert "Value error" not in result.stderr
