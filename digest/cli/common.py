@@ -91,9 +91,9 @@ def verbosity_options() -> list[click.Option]:
 class Group(click.Group):
     """A group whose every command, and every subgroup's, takes -v/-q."""
 
+    group_class = type  # subgroups made with @group.group are Groups too
+
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
         if not any(p.name == "verbose" for p in cmd.params):
             cmd.params.extend(verbosity_options())
-        if isinstance(cmd, click.Group) and not isinstance(cmd, Group):
-            cmd.__class__ = Group  # its subcommands get the options as they are added
         super().add_command(cmd, name)
