@@ -17,7 +17,7 @@ PROFILE = """\
 version: 1
 id: ada
 max_papers: 8
-min_score: 0
+min_relevance: 0
 interests:
   - name: hallucination
     text: object hallucination in vision-language models and multimodal LLM benchmarks

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 @click.option("--until", type=DAY, metavar="YYYY-MM-DD",
               help="Rank as if today were this day [default: today].")
 @click.option("--top", type=click.IntRange(1, 1000), metavar="K",
-              help="Show K papers, overriding max_papers and ignoring min_score.")
+              help="Show K papers, overriding max_papers and ignoring min_relevance.")
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per profile per line: {profile, papers: [{id, title, "
                    "score, why}]}.")
@@ -58,7 +58,7 @@ def rank_command(app: DigestApp, names: tuple[str, ...], since: dt.datetime | No
             reason = f"{why.interest}: {', '.join(why.terms[:4])}" if why.terms else why.interest
             if why.authors:
                 reason += f"; by {', '.join(why.authors)}"
-            click.echo(safe(f"{n:>3}. {rec.score:5.3f}  {rec.paper.key:<12} {rec.paper.title}"))
+            click.echo(safe(f"{n:>3}. {rec.score:5.2f}  {rec.paper.key:<12} {rec.paper.title}"))
             click.echo(safe(f"      {reason}"))
     if len(profiles) < len(names) or has_invalid(app, names):
         sys.exit(1)
@@ -152,7 +152,7 @@ def explain_command(app: DigestApp, name: str, paper_id: str, since: dt.datetime
     """Explain why PAPER_ID is or is not in PROFILE's digest.
 
     PAPER_ID is an arXiv id (any form), another id the store knows, or an exact title. Says
-    every reason that keeps it out (window, already sent, own paper, categories, min_score,
+    every reason that keeps it out (window, already sent, own paper, categories, min_relevance,
     max_papers, near-duplicate), then its score by interest, penalties and author boost.
     Writes nothing. Exit status 1 if the paper is not in the store or the profile is invalid.
     """

@@ -30,12 +30,16 @@ def profiles_check(app: DigestApp, paths: tuple[str, ...]) -> None:
     Prints each problem as file:line:col: key: what was expected, and warns about seed, liked
     and disliked papers that are not in the store. Exit status 1 if any profile is invalid.
     """
-    from ..profiles import load_profiles
+    from ..profiles import MIN_SCORE_DEPRECATED, load_profiles
 
     found = load_profiles(list(paths) if paths else app.profiles_dir)
     for error in found.errors:
         for problem in error.problems:
             click.echo(problem)
+    for profile in found.profiles:
+        if profile.min_score is not None:
+            click.echo(f"{found.paths[profile.name]}: warning: "
+                       + MIN_SCORE_DEPRECATED.format(relevance=profile.min_relevance))
     refs = {ref: p.name for p in found.profiles for ref in _profile_refs(p)}
     if refs and _store_exists(app.db_url):
         try:

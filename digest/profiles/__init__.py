@@ -10,10 +10,12 @@ disturbing the comments, order and quoting the person chose.
 
 from .feedback import add_feedback, add_seed_papers, seed_conflict
 from .loading import ProfileSet, load_profile, load_profiles
-from .model import Interest, Profile
+from .model import DEFAULT_MIN_RELEVANCE, MIN_SCORE_DEPRECATED, Interest, Profile
 from .schema import profile_json_schema, write_schema
 
 __all__ = [
+    "DEFAULT_MIN_RELEVANCE",
+    "MIN_SCORE_DEPRECATED",
     "Interest",
     "Profile",
     "ProfileSet",
