@@ -96,7 +96,8 @@ def test_rank_and_explain_print_no_control_characters(scratch: Path) -> None:
             }) + "\n")
     (scratch / "profiles").mkdir()
     (scratch / "profiles" / "ada.yaml").write_text(
-        "version: 1\nmin_relevance: 0\ninterests: [object hallucination in vision-language models]\n"
+        "version: 1\nmin_relevance: 0\n"
+        "interests: [object hallucination in vision-language models]\n"
     )
     assert invoke("ingest", str(papers)).exit_code == 0
     ranked = invoke("rank", "ada", "--until", "2026-07-01")
