@@ -7,7 +7,12 @@ unigrams and bigrams with a low `min_df` keep method and dataset names ("gaussia
 a word repeated in one abstract from dominating it.
 
 A saved model is a directory with ``vectorizer.pkl`` (pickle: load only files you wrote) and
-``meta.json`` (parameters, corpus size, fit time, format version).
+``meta.json`` (parameters, corpus size, fit time, format version, the scikit-learn version that
+pickled it and the id of the store it was fitted on). A model of another format or another
+scikit-learn is refused before anything is unpickled.
+
+The fit is `digest.tfidf.fit_transform`: scikit-learn's vectorizer and vectors, computed several
+times faster, and the corpus vectors come out of the fit (no second pass over the corpus).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import pickle
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,14 +28,17 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
+import sklearn
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from digest.errors import DigestError
 from digest.text import clean
+from digest.tfidf import Progress, check_params, tokenize_stream, vectorize
 
 #: Bumped whenever a saved model could score differently from a fresh one (parameters,
 #: text recipe, vectorizer layout). Older files are rejected, not silently reused.
-FORMAT_VERSION = 1
+#: 2: the store id and the scikit-learn version are recorded (and checked).
+FORMAT_VERSION = 2
 
 #: TF-IDF parameters chosen by the evaluation.
 TFIDF_PARAMS: dict[str, Any] = {
@@ -65,6 +74,8 @@ class TextModel:
         self.params: dict[str, Any] = dict(TFIDF_PARAMS if params is None else params)
         self.n_docs = 0
         self.fitted_at: dt.datetime | None = None
+        #: The store the model was fitted on (`Store.store_id`), None when not from a store.
+        self.store_id: str | None = None
         self._vectorizer: TfidfVectorizer | None = None
         self._terms: np.ndarray[Any, np.dtype[np.object_]] | None = None
 
@@ -78,29 +89,59 @@ class TextModel:
 
     def fit(self, texts: Iterable[str], *, now: dt.datetime | None = None) -> TextModel:
         """Learn vocabulary and IDF from `texts` (paper texts, see `paper_text`)."""
-        vec = TfidfVectorizer(dtype=np.float32, norm="l2", **self.params)
-        docs = list(texts)
-        if not docs:
+        self.fit_transform(texts, now=now)
+        return self
+
+    def fit_transform(self, texts: Iterable[str], *, now: dt.datetime | None = None,
+                      progress: Progress | None = None, total: int = 0,
+                      workers: int = 2) -> sp.csr_matrix:
+        """`fit`, returning the vectors of `texts` as `transform` would (computed by the fit
+        itself). `texts` is read once, as it comes, and not kept. `progress` hears of the
+        tokenizing and vectorizing; with `workers` > 1 and a `total` of 20,000 texts or more a
+        second process tokenizes half (`WorkerError` if it fails: fit again with 1)."""
+        try:
+            check_params(self.params)
+        except ValueError:  # parameters only scikit-learn knows (an evaluation's variant)
+            return self._sklearn_fit_transform(list(texts), now)
+        tokens = tokenize_stream(texts, progress=progress, total=total, workers=workers)
+        n_docs = len(tokens.offsets) - 1
+        if n_docs == 0:
             raise ModelError("cannot fit a text model on an empty corpus")
         try:
-            vec.fit(docs)
+            vec, x = vectorize(tokens, self.params, progress=progress)
         except ValueError:
             # A corpus of a handful of papers cannot satisfy min_df/max_df: keep every term.
             small = {**self.params, "min_df": 1, "max_df": 1.0}
-            vec = TfidfVectorizer(dtype=np.float32, norm="l2", **small)
             try:
-                vec.fit(docs)
+                vec, x = vectorize(tokens, small, progress=progress)
             except ValueError as exc:
-                raise ModelError(f"cannot fit a text model on {len(docs)} papers: {exc}") \
+                raise ModelError(f"cannot fit a text model on {n_docs} papers: {exc}") \
                     from None
-        # Every pruned n-gram is kept here; it is only for introspection and would make the
-        # saved file tens of megabytes larger.
+        self._fitted(vec, n_docs, now)
+        return x
+
+    def _sklearn_fit_transform(self, docs: list[str], now: dt.datetime | None,
+                               ) -> sp.csr_matrix:
+        if not docs:
+            raise ModelError("cannot fit a text model on an empty corpus")
+        vec = TfidfVectorizer(dtype=np.float32, norm="l2", **self.params)
+        try:
+            x = vec.fit_transform(docs)
+        except ValueError as exc:
+            raise ModelError(f"cannot fit a text model on {len(docs)} papers: {exc}") from None
+        self._fitted(vec, len(docs), now)
+        out: sp.csr_matrix = sp.csr_matrix(x, dtype=np.float32)
+        out.sort_indices()
+        return out
+
+    def _fitted(self, vec: TfidfVectorizer, n_docs: int, now: dt.datetime | None) -> None:
+        # Every pruned n-gram would be kept in stop_words_; it is only for introspection
+        # and would make the saved file tens of megabytes larger.
         vec.stop_words_ = None
         self._vectorizer = vec
         self._terms = None
-        self.n_docs = len(docs)
+        self.n_docs = n_docs
         self.fitted_at = now or dt.datetime.now(dt.UTC)
-        return self
 
     def transform(self, texts: Iterable[str]) -> sp.csr_matrix:
         """Vectors of `texts`: CSR, float32, unit-length rows (all-zero for texts of no known
@@ -145,6 +186,8 @@ class TextModel:
             pickle.dump(vec, f, protocol=pickle.HIGHEST_PROTOCOL)
         meta = {
             "version": FORMAT_VERSION,
+            "sklearn_version": sklearn.__version__,
+            "store_id": self.store_id,
             "params": {k: list(v) if isinstance(v, tuple) else v for k, v in self.params.items()},
             "title_repeat": TITLE_REPEAT,
             "n_docs": self.n_docs,
@@ -169,10 +212,19 @@ class TextModel:
                 f"{d}: text model format {version!r}, this digest reads {FORMAT_VERSION}; "
                 "refit the model"
             )
+        pickled_by = meta.get("sklearn_version")
+        if pickled_by != sklearn.__version__:
+            raise ModelError(
+                f"{d}: text model pickled by scikit-learn {pickled_by}, this is "
+                f"{sklearn.__version__}; refit the model"
+            )
         try:
-            with open(d / _VECTORIZER_FILE, "rb") as f:
+            with open(d / _VECTORIZER_FILE, "rb") as f, warnings.catch_warnings():
+                # Checked above; a user is never shown scikit-learn's pickle warnings.
+                warnings.simplefilter("ignore")
                 vec = pickle.load(f)
-        except (OSError, pickle.UnpicklingError, EOFError) as e:
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError,
+                ModuleNotFoundError) as e:
             raise ModelError(f"{d / _VECTORIZER_FILE}: cannot read: {e}") from None
         if not isinstance(vec, TfidfVectorizer):
             raise ModelError(f"{d / _VECTORIZER_FILE}: not a TF-IDF vectorizer")
@@ -180,6 +232,7 @@ class TextModel:
         model = cls(params)
         model._vectorizer = vec
         model.n_docs = int(meta["n_docs"])
+        model.store_id = meta.get("store_id")
         fitted = meta.get("fitted_at")
         model.fitted_at = dt.datetime.fromisoformat(fitted) if fitted else None
         return model
