@@ -94,20 +94,24 @@ def fit(store: Store, directory: Path, *, now: dt.datetime, notify: Notify | Non
     because = f" ({reason})" if reason else ""
     progress.line(f"fitting the text model on {total:,} papers{because}")
     pids: list[int] = []
+    titles: list[str] = []  # for the title block of short texts (digest.shorttext)
 
     def texts() -> Iterator[str]:
         for pid, title, abstract in store.iter_texts():
             pids.append(pid)
+            titles.append(title)
             yield f"{title} {abstract}"  # as recommend.paper_text
 
     model = TextModel()
     try:
-        corpus = model.fit_transform(texts(), now=now, progress=progress, total=total)
+        corpus = model.fit_transform(texts(), now=now, progress=progress, total=total,
+                                     titles=titles)
     except WorkerError as exc:
         progress.line(f"{exc}; fitting again in this process alone")
         pids.clear()
+        titles.clear()
         corpus = model.fit_transform(texts(), now=now, progress=progress, total=total,
-                                     workers=1)
+                                     workers=1, titles=titles)
     except ModelError:
         if not pids:
             raise ModelError(f"{store.url}: the store has no papers to fit a text model on; "

@@ -107,8 +107,8 @@ def test_the_model_fits_in_one_process_when_the_worker_fails(
         loaded = modelstore.fit(store, tmp_path / "model", now=_NOW, notify=lines.append)
     assert any("tokenizer process failed" in line for line in lines)
     fresh = TextModel().fit(texts)
-    assert loaded.model.n_features == fresh.n_features
-    assert loaded.corpus.shape == (300, fresh.n_features)
+    assert loaded.model.n_words == fresh.n_words
+    assert loaded.corpus.shape == (300, loaded.model.n_features)
 
 
 def test_tokenize_matches_the_analyzer_on_ascii_and_unicode() -> None:
