@@ -120,6 +120,16 @@ locks = sa.Table(
     sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+#: Facts about the store itself, one value per key: ``store_id`` (a random id written when the
+#: store is created or first opened by a digest that knows it), which a saved text model records
+#: so that it is never used on another store.
+meta = sa.Table(
+    "meta",
+    metadata,
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
 schema_version = sa.Table(
     "schema_version",
     metadata,
@@ -140,4 +150,9 @@ def _migration_2(conn: Connection) -> None:
         table.create(conn)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2]
+def _migration_3(conn: Connection) -> None:
+    # The store's own facts (its id); `Store._migrate` writes the id.
+    meta.create(conn)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3]
