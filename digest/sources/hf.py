@@ -8,7 +8,6 @@ malformed entry never costs the rest of the source.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -17,6 +16,7 @@ from ..errors import FormatError
 from ..http import HttpClient
 from ..text import has_lone_surrogate, parse_arxiv_id
 from ..types import ParsedItem, RawPaper, Rejected
+from .limits import loads_json
 
 DAILY_PAPERS_URL = "https://huggingface.co/api/daily_papers"
 
@@ -78,8 +78,8 @@ def parse_named(spec: str, *, today: dt.date | None = None) -> dt.date:
 
 def _load_array(body: bytes, origin: str) -> list[Any]:
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = loads_json(body)
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise FormatError(origin, f"not Hugging Face daily papers JSON: {exc}") from None
     if not isinstance(data, list):
         raise FormatError(
