@@ -215,6 +215,12 @@ def resolve(spec: str, *, today: dt.date, fmt: str | None = None) -> Source:
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
     lowered = spec.lower()
     if lowered.startswith(("http://", "https://")):
+        try:
+            host = urlsplit(spec).hostname
+        except ValueError as exc:  # such as an unclosed [ of an IPv6 address
+            raise ValueError(f"{spec!r} is not a valid URL: {exc}") from None
+        if not host:
+            raise ValueError(f"{spec!r} is not a valid URL: it names no host")
         return UrlSource(spec, fmt)
     if lowered.startswith(("arxiv:", "arxiv-api:")) and not os.path.exists(spec):
         named = arxiv.parse_named(spec)
