@@ -96,7 +96,7 @@ CASES: list[Case] = [
                                                     "0000-01-01", "2025-02-30T99:00"])) + "\n"),
     _ingest("surrogate.jsonl", '{"title": "\\ud800"}\n'),
     _ingest("huge-title.jsonl", json.dumps({"title": "x" * 2_000_000}) + "\n",
-            says="longer than the limit"),
+            says="characters long; expected at most"),
     _ingest("array.jsonl", "[1, 2, 3]\n"),
     _ingest("scalars.jsonl", f"{GOOD}\n1\nnull\n\"s\"\ntrue\n"),
     _ingest("sparse.jsonl", _sparse(200 << 20), says="longer than 64 MiB"),
@@ -115,7 +115,8 @@ CASES: list[Case] = [
     _ingest("deep-authors.csv", f"title,authors\nt,{_DEEP}\n", says="not valid JSON"),
     _ingest("latin1.csv", "title\ncaf\xe9\n".encode("latin-1"), says="not UTF-8"),
     _ingest("ragged.csv", "title,id\nt\nt,1,2\n", says="fields"),
-    _ingest("long-line.csv", "title\n" + "y" * 1_100_000 + "\n", says="longer than the limit"),
+    _ingest("long-line.csv", "title\n" + "y" * 1_100_000 + "\n",
+            says="characters long; expected at most"),
     _ingest("sparse.csv", _sparse(100 << 20), says="longer than 64 MiB"),
     # --- gzip -------------------------------------------------------------------------------
     _ingest("bomb.jsonl.gz", gzip.compress(b"\0" * (16 << 20)), says="compression bomb"),

@@ -87,7 +87,7 @@ def test_a_line_over_the_limit_is_rejected_and_the_next_lines_are_read(
     assert (result.new, result.error) == (2, None)
     (rejected,) = result.rejected
     assert rejected.where == f"{path}:2"
-    assert f"line of {len(huge) + 1:,} characters is longer than the limit" in rejected.reason
+    assert f"line is {len(huge) + 1:,} characters long; expected at most" in rejected.reason
 
 
 def test_an_over_long_csv_line_rejects_its_row_only(store: Store, tmp_path: Path) -> None:
@@ -191,3 +191,56 @@ def test_loads_json_turns_deep_nesting_into_a_value_error() -> None:
 
 def _text_stream(text: str) -> io.StringIO:
     return io.StringIO(text, newline="")
+
+
+def test_records_far_larger_than_a_paper_are_rejected_one_by_one(
+    store: Store, tmp_path: Path
+) -> None:
+    path = tmp_path / "big.jsonl"
+    records = [
+        {"title": "Fine", "id": "2503.00001"},
+        {"title": "Long id", "id": "doi:" + "9" * 300},  # longer than the key column
+        {"title": "t" * 2_001},
+        {"title": "Long abstract", "abstract": "a" * 100_001},
+        {"title": "Many authors", "authors": [f"A{i}" for i in range(10_001)]},
+        {"title": "Long name", "authors": ["n" * 1_001]},
+        {"title": "Many categories", "categories": [f"c{i}" for i in range(101)]},
+        {"title": "Also fine", "id": "2503.00002", "authors": ["x"] * 3_303},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+
+    (result,) = _ingest(store, path)
+
+    assert (result.new, result.error) == (2, None)
+    assert [(r.where, r.reason) for r in result.rejected] == [
+        (f"{path}:2", "id is 304 characters long; expected at most 200"),
+        (f"{path}:3", "title is 2,001 characters long; expected at most 2,000"),
+        (f"{path}:4", "abstract is 100,001 characters long; expected at most 100,000"),
+        (f"{path}:5", "10,001 authors; expected at most 10,000"),
+        (f"{path}:6", "authors holds one of 1,001 characters; expected at most 1,000 each"),
+        (f"{path}:7", "101 categories; expected at most 100"),
+    ]
+
+
+def test_an_oversized_hf_entry_is_rejected_and_the_others_read(
+    store: Store, tmp_path: Path
+) -> None:
+    path = tmp_path / "daily.json"
+    entries = [{"paper": {"id": "2503.00001", "title": "Fine"}},
+               {"paper": {"id": "2503.00002", "title": "Big", "summary": "s" * 100_001}}]
+    path.write_text(json.dumps(entries), encoding="utf-8")
+    (result,) = _ingest(store, path, fmt="hf-json")
+    assert result.new == 1
+    assert [r.where for r in result.rejected] == [f"{path} entry 1"]
+
+
+def test_an_oversized_feed_item_is_rejected_and_the_others_read(data_dir: Path) -> None:
+    from digest.sources.arxiv import parse_listing
+
+    body = (data_dir / "arxiv_rss_cs.CV.xml").read_text(encoding="utf-8")
+    first = "When is 3D Worth It? A Resource-Performance Frontier for CNNs and Transformers"
+    assert first in body
+    items = list(parse_listing(body.replace(first, "x" * 2_001, 1).encode(), origin="feed"))
+    assert isinstance(items[0], Rejected)
+    assert items[0].where == "feed entry 0" and "title is 2,012 characters long" in items[0].reason
+    assert not any(isinstance(item, Rejected) for item in items[1:])

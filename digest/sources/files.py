@@ -41,6 +41,7 @@ from .limits import (
     Overlong,
     loads_json,
     open_gzip_text,
+    oversized,
     too_long_message,
 )
 
@@ -232,6 +233,8 @@ def _paper(rec: dict[str, Any], *, from_csv: bool) -> RawPaper:
                if v):
             raise _Bad(f"{field} is not valid Unicode: it holds a lone surrogate such as "
                        "\\ud800; expected text (a pair such as \\ud83d\\ude00 is fine)")
+    if too_large := oversized(paper):
+        raise _Bad(too_large)
     return paper
 
 

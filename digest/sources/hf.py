@@ -16,7 +16,7 @@ from ..errors import FormatError
 from ..http import HttpClient
 from ..text import has_lone_surrogate, parse_arxiv_id
 from ..types import ParsedItem, RawPaper, Rejected
-from .limits import loads_json
+from .limits import loads_json, oversized
 
 DAILY_PAPERS_URL = "https://huggingface.co/api/daily_papers"
 
@@ -158,9 +158,12 @@ def _daily_entry(entry: Any) -> RawPaper:
             if parse_arxiv_id(pid)
             else f"https://huggingface.co/papers/{pid}"
         )
-    return RawPaper(
+    paper = RawPaper(
         title=title, abstract=abstract, id=pid, authors=tuple(names), date=day, url=url
     )
+    if too_large := oversized(paper):
+        raise _Bad(too_large)
+    return paper
 
 
 def _iso_day(value: Any, key: str) -> dt.date:
@@ -292,5 +295,7 @@ def _page_papers(
             i += 1  # get back in step: the next block should be a title
             continue
         abstract = blocks[i + 1][1] if i + 1 < len(blocks) else ""
-        yield RawPaper(title=title, abstract=abstract, date=day)
+        paper = RawPaper(title=title, abstract=abstract, date=day)
+        too_large = oversized(paper)
+        yield Rejected(f"{origin}:{lineno}", too_large) if too_large else paper
         i += 2

@@ -10,7 +10,10 @@ A paper is a few kilobytes of text, so generous bounds cost real inputs nothing 
   bytes is a compression bomb and stops the file;
 - a format read whole (feeds, API responses, HF pages) may be at most `MAX_BODY_BYTES`,
   decompressed;
-- JSON nested too deeply for the parser is a bad record, not a crash.
+- JSON nested too deeply for the parser is a bad record, not a crash;
+- a record whose fields are far larger than any paper's (`oversized`) is rejected on its own,
+  so a batch of records held in memory stays small, and an id too long for the store's key
+  column cannot fail the whole source at insert (PostgreSQL enforces the length).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import json
 from typing import IO, Any, TextIO
 
 from ..errors import FormatError
+from ..types import RawPaper
 
 #: Longest line of JSON Lines or CSV read as a record (a real record is a few KB).
 MAX_LINE_CHARS = 1 << 20
@@ -36,6 +40,14 @@ _GZIP_READ = 4096
 _CHECK_EVERY = 1 << 16
 #: Largest feed, API response or saved page read whole (real ones are a few MB).
 MAX_BODY_BYTES = 64 << 20
+
+
+#: Longest text of each field of a paper. The shared corpus of 74,728 papers peaks at a 226
+#: character title, a 3,488 character abstract and 3,303 authors; the key column holds 200.
+MAX_CHARS = {"id": 200, "title": 2_000, "abstract": 100_000, "url": 2_000}
+MAX_AUTHORS = 10_000
+MAX_CATEGORIES = 100
+MAX_NAME_CHARS = 1_000
 
 
 def _mib(n: int) -> str:
@@ -55,8 +67,8 @@ class Overlong(str):
 
 
 def too_long_message(length: int) -> str:
-    return (f"line of {length:,} characters is longer than the limit of "
-            f"{MAX_LINE_CHARS:,} (a record is a few thousand); skipped")
+    return (f"line is {length:,} characters long; expected at most {MAX_LINE_CHARS:,} "
+            "(a record is a few thousand); skipped")
 
 
 class BoundedLines:
@@ -201,3 +213,20 @@ def loads_json(text: str | bytes) -> Any:
         return json.loads(text)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
+
+
+def oversized(paper: RawPaper) -> str | None:
+    """Why `paper` is too large to be a paper, or None when it is not."""
+    for name, limit in MAX_CHARS.items():
+        value = getattr(paper, name)
+        if value is not None and len(value) > limit:
+            return f"{name} is {len(value):,} characters long; expected at most {limit:,}"
+    for name, items, limit in (("authors", paper.authors, MAX_AUTHORS),
+                               ("categories", paper.categories, MAX_CATEGORIES)):
+        if len(items) > limit:
+            return f"{len(items):,} {name}; expected at most {limit:,}"
+        longest = max(items, key=len, default="")
+        if len(longest) > MAX_NAME_CHARS:
+            return (f"{name} holds one of {len(longest):,} characters; expected at most "
+                    f"{MAX_NAME_CHARS:,} each")
+    return None
