@@ -122,7 +122,7 @@ CASES: list[Case] = [
     _ingest("bomb.jsonl.gz", gzip.compress(b"\0" * (16 << 20)), says="compression bomb"),
     _ingest("bomb.csv.gz", gzip.compress(b"title\n" + b"\n" * (16 << 20)),
             says="compression bomb"),
-    _ingest("bomb.json.gz", gzip.compress(b"[" + b" " * (80 << 20)), says="larger than 64 MiB"),
+    _ingest("bomb.json.gz", gzip.compress(b"[" + b" " * (20 << 20)), says="larger than 16 MiB"),
     _ingest("truncated.jsonl.gz", gzip.compress((GOOD + "\n").encode() * 50)[:-20],
             says="truncated or corrupt"),
     _ingest("corrupt.jsonl.gz", b"\x1f\x8b\x08\x00" + b"\xff" * 100),
@@ -139,7 +139,7 @@ CASES: list[Case] = [
             "--format", "hf-json"),
     _ingest("latin1.json", b'[{"paper": {"title": "caf\xe9"}}]', "--format", "hf-json"),
     _ingest("sparse.json", _sparse(100 << 20), "--format", "hf-json",
-            says="larger than 64 MiB"),
+            says="larger than 16 MiB"),
     _ingest("page.txt", _HF_PAGE + ("t\n\n" + "a" * 2000 + "\n\n") * 3),
     _ingest("bad-day.txt", "new\n\nb\n\nSubscribe\n\nbyAK\n\nFeb 30\n\nt\n\na\n",
             says="a day such as"),
@@ -147,11 +147,11 @@ CASES: list[Case] = [
     _ingest("long-title.txt", _HF_PAGE + "t" * 10_000 + "\n\nabstract\n"),
     _ingest("crlf.txt", (_HF_PAGE + "Title\n\nAbstract\n").replace("\n", "\r\n")),
     # --- arXiv feeds and API responses --------------------------------------------------------
-    _ingest("deep.xml", "<rss>" + "<a>" * 100_000),
+    _ingest("deep.xml", "<rss>" + "<a>" * 100_000, says="nested more than 100 elements deep"),
     _ingest("laughs.xml", _BILLION_LAUGHS),
     _ingest("not.xml", "<<<>>>"),
     _ingest("empty.xml", ""),
-    _ingest("sparse.xml", _sparse(100 << 20), says="larger than 64 MiB"),
+    _ingest("sparse.xml", _sparse(20 << 20), says="larger than 16 MiB"),
     _ingest("latin1.xml", '<?xml version="1.0"?><rss><title>caf\xe9</title></rss>'.encode(
         "latin-1")),
     _ingest("api.xml", '<feed xmlns="http://www.w3.org/2005/Atom" '

@@ -25,7 +25,7 @@ from ..errors import ArxivApiError, FormatError
 from ..http import Fetched, HttpClient, Validators
 from ..text import collapse, parse_arxiv_id
 from ..types import ParsedItem, RawPaper, Rejected
-from .limits import oversized
+from .limits import check_xml_depth, oversized
 
 LISTING_BASE = "https://rss.arxiv.org"
 API_URL = "https://export.arxiv.org/api/query"
@@ -130,6 +130,7 @@ def _parse_feed(body: bytes, origin: str) -> Any:
     # No sanitizing and no link resolving: feedparser reads RSS titles and descriptions as HTML
     # and those passes eat the text between a "<" and a ">" ("p<0.05 ... q>1"), while arXiv
     # sends plain text escaped at the XML level. Whoever renders this text as HTML escapes it.
+    check_xml_depth(body, origin)
     try:
         parsed = feedparser.parse(
             io.BytesIO(body), sanitize_html=False, resolve_relative_uris=False
