@@ -256,3 +256,9 @@ def test_xml_nested_deeper_than_any_feed_is_refused_at_once(tmp_path: Path) -> N
     assert time.perf_counter() - started < 2  # feedparser took 5-8 s on these 300 KB
     check_xml_depth(b"<rss>" + b"<a>" * 99 + b"</a>" * 99 + b"</rss>", "ok.xml")
     check_xml_depth(b"<rss><a></b>", "malformed.xml")  # left to feedparser's loose parser
+
+
+def test_a_csv_header_over_the_line_limit_means_not_a_csv_of_papers() -> None:
+    text = "x" * (MAX_LINE_CHARS + 5) + "\ntitle\nA\n"
+    with pytest.raises(FormatError, match=f"its header row is {MAX_LINE_CHARS + 6:,} characters"):
+        list(parse_csv(_text_stream(text), origin="h.csv"))

@@ -133,6 +133,10 @@ def parse_csv(stream: TextIO, *, origin: str) -> Iterator[ParsedItem]:
         raise FormatError(origin, f"not a CSV of papers: unreadable header row: {exc}") from None
     if header is None:
         raise FormatError(origin, "not a CSV of papers: the file is empty, expected a header row")
+    if lines.overlong:
+        length = max(lines.overlong.values())
+        raise FormatError(origin, f"not a CSV of papers: its header row is {length:,} "
+                                  f"characters long; expected at most {MAX_LINE_CHARS:,}")
     names = [name.strip().lower() for name in header]
     if "title" not in names:
         found = ", ".join(repr(n) for n in names[:8])
