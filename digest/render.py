@@ -98,6 +98,8 @@ class Links:
     base_url: str | None
     #: Profile name -> unguessable token that authorizes its links.
     token: Callable[[str], str] | None = None
+    #: Profile name -> token for its feed URLs, which only read (default: `token`).
+    feed_token: Callable[[str], str] | None = None
 
     def __post_init__(self) -> None:
         if self.base_url and urlsplit(self.base_url).scheme not in ("http", "https"):
@@ -106,7 +108,8 @@ class Links:
     def _url(self, kind: str, profile: str) -> str | None:
         if not self.base_url or self.token is None:
             return None
-        return f"{self.base_url.rstrip('/')}/{kind}/{quote(self.token(profile), safe='')}"
+        token = self.feed_token if kind == "feeds" and self.feed_token else self.token
+        return f"{self.base_url.rstrip('/')}/{kind}/{quote(token(profile), safe='')}"
 
     def feedback(
         self, profile: str, paper_key: str, vote: Literal["like", "dislike"]
@@ -120,6 +123,10 @@ class Links:
     def view(self, profile: str, digest_key: str) -> str | None:
         url = self._url("digests", profile)
         return None if url is None else f"{url}/{quote(digest_key, safe='')}"
+
+    def page(self, profile: str) -> str | None:
+        """The profile's personal page: its digests, votes, feeds and unsubscribe."""
+        return self._url("p", profile)
 
     def feed(self, profile: str, fmt: Literal["rss", "atom"]) -> str | None:
         url = self._url("feeds", profile)
