@@ -9,8 +9,8 @@ escape markdown. Templates see these names:
 ``digest``, ``profile``, ``site_name``, ``subject``, ``preheader``, ``items`` (a list of
 `Item`, best first; empty for a "nothing new" note), ``empty``, ``omitted`` (papers left
 out to keep the email small), ``day`` and ``generated`` (text), ``interests`` (names),
-``view_url``, ``unsubscribe_url``, ``rss_url``, ``atom_url`` (each None without a public
-base URL). ``feed_entry.html`` sees ``item`` and ``site_name``.
+``view_url``, ``unsubscribe_url``, ``page_url`` (the personal page), ``rss_url``, ``atom_url``
+(each None without a public base URL). ``feed_entry.html`` sees ``item`` and ``site_name``.
 
 What comes from a paper or a profile is data, never markup: strings are escaped for their
 format and links are kept only when they are http(s).
@@ -341,6 +341,7 @@ class Renderer:
             "interests": [display_text(i.name) for i in profile.interests],
             "view_url": self.links.view(profile.name, digest.key),
             "unsubscribe_url": self.links.unsubscribe(profile.name),
+            "page_url": self.links.page(profile.name),
             "rss_url": self.links.feed(profile.name, "rss"),
             "atom_url": self.links.feed(profile.name, "atom"),
         }

@@ -412,3 +412,19 @@ def test_the_server_refuses_to_start_without_a_secret(
         make_server(app, "127.0.0.1", 0)
 
 
+
+
+def test_emails_link_to_the_personal_page_and_feeds_with_a_feed_token(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from digest.types import Digest
+
+    monkeypatch.setenv(SECRET_ENV, SECRET)  # as `digest run` has it
+
+    profile = load_profile(site.ada_yaml)
+    email = site.app.renderer().email(Digest("ada", "2026-06-08", dt.date(2026, 6, 8), (), NOW),
+                                      profile)
+    assert f"Your page: https://digest.example.org/p/{ACT}" in email.text
+    assert f'href="https://digest.example.org/p/{ACT}"' in email.html
+    assert f"https://digest.example.org/feeds/{FEED}/feed.rss" in email.text
+    assert f"/feeds/{ACT}/" not in email.text
