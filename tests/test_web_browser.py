@@ -145,3 +145,47 @@ def test_the_other_pages_fit_a_phone(browser: WebDriver, site: Site) -> None:
         browser.get(site.url(path))
         assert overflow(browser) == 0, name
         shot(browser, f"{name}_375")
+
+
+# WCAG 2 contrast of each element's own text against the first opaque background behind it.
+CONTRAST = """
+function lum(rgb) {
+  const c = rgb.match(/[\\d.]+/g).slice(0, 3).map(Number).map(v => {
+    v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+  return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+}
+function background(el) {
+  for (; el; el = el.parentElement) {
+    const bg = getComputedStyle(el).backgroundColor;
+    const alpha = bg.match(/[\\d.]+/g)[3];
+    if (alpha === undefined || Number(alpha) > 0) return bg;
+  }
+  return "rgb(255, 255, 255)";
+}
+const out = [];
+for (const el of document.querySelectorAll("h1, h2, h3, p, li, a, button, span, strong")) {
+  if (![...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) continue;
+  const a = lum(getComputedStyle(el).color), b = lum(background(el));
+  const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  out.push([el.tagName + ": " + el.textContent.trim().slice(0, 30), ratio]);
+}
+return out;
+"""
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_text_has_enough_contrast(browser: WebDriver, site: Site, scheme: str) -> None:
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {
+        "features": [{"name": "prefers-color-scheme", "value": scheme}]})
+    try:
+        browser.get(site.url(f"/p/{ACT}"))
+        # The liked state too: a pressed button has colours of its own.
+        like_button(browser, "2506.00001").click()  # type: ignore[attr-defined]
+        browser.get(site.url(f"/p/{ACT}"))
+        shot(browser, f"page_{scheme}_1280")
+        ratios = browser.execute_script(CONTRAST)
+    finally:
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+    assert len(ratios) > 10
+    low = [(what, round(ratio, 2)) for what, ratio in ratios if ratio < 4.5]
+    assert low == []  # WCAG AA for normal text
