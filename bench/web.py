@@ -188,13 +188,17 @@ def under_slow_clients(port: int, path: str, slow: int) -> dict[str, Any]:
             sock.setblocking(False)
             sock.connect_ex(("127.0.0.1", port))
             held.append(sock)
-        pending = set(held)
+        # poll, not select: descriptors past 1,024 are out of select's range.
+        poller = select.poll()
+        pending = {sock.fileno(): sock for sock in held}
+        for fd in pending:
+            poller.register(fd, select.POLLOUT)
         deadline = time.monotonic() + 5
         connected = 0
         while pending and time.monotonic() < deadline:
-            _, writable, _ = select.select([], list(pending)[:1000], [], 0.2)
-            for sock in writable:
-                pending.discard(sock)
+            for fd, _ in poller.poll(200):
+                sock = pending.pop(fd)
+                poller.unregister(fd)
                 if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
                     try:
                         sock.send(b"GET / HTTP/1.1\r\nHost: x\r\n")  # never the blank line
