@@ -1,13 +1,16 @@
 """The server's routes under generated requests (hypothesis), called in-process as WSGI: any
 path, method, query, headers and body give a page of ours (never a 500 or a traceback), every
 response carries the security headers, and nothing changes unless an act token of ours asked
-for it with a POST from no other site. ``DIGEST_LONG_TESTS=1`` runs many more.
+for it with a POST from no other site. Then raw bytes to the real server (waitress and its
+per-request deadline): any request head and body, cut short, get an HTTP answer that is not a
+500, or a closed connection, and the server goes on. ``DIGEST_LONG_TESTS=1`` runs many more.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,7 @@ from urllib.parse import quote
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from test_server import SECRET, SECRET_ENV, fill, make_digest_app
+from test_server import SECRET, SECRET_ENV, Site, fill, make_digest_app, running_site
 
 from digest.tokens import make_legacy_token, make_token
 from digest.web import SECURITY_HEADERS, WebApp, make_app
@@ -118,3 +121,56 @@ def test_any_request_gets_one_of_our_pages(
         if store.unsubscribed():
             assert method == "POST" and path.rstrip("/").startswith("/unsubscribe/")
             store.set_subscribed("ada", True, now=app.app.clock())
+
+
+# -- raw bytes to the real server ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    with running_site(tmp_path_factory.mktemp("fuzzraw")) as site:
+        yield site
+
+
+def exchange(site: Site, data: bytes) -> bytes:
+    host, port = site.base.removeprefix("http://").rstrip("/").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)  # the client says it has nothing more to send
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+heads = st.builds(
+    lambda method, path, version, lines, body: (
+        f"{method} {path} {version}\r\n".encode("utf-8", "surrogatepass")
+        + b"".join(lines) + b"\r\n" + body),
+    st.sampled_from(["GET", "POST", "HEAD", "PUT", "G\x00T", ""]),
+    st.one_of(st.sampled_from(["/", f"/unsubscribe/{TOKENS[1]}", "/p/x", "*", "//", "/%"]),
+              texts.map(lambda s: "/" + s.replace(" ", ""))),
+    st.sampled_from(["HTTP/1.1", "HTTP/1.0", "HTTP/9", ""]),
+    st.lists(st.one_of(
+        st.sampled_from([b"Host: x\r\n", b"Content-Length: 50\r\n", b"Content-Length: -5\r\n",
+                         b"Content-Length: 1e9\r\n", b"Transfer-Encoding: chunked\r\n",
+                         b"Expect: 100-continue\r\n", b"Origin: null\r\n", b" folded\r\n"]),
+        st.binary(max_size=30).map(lambda b: b.replace(b"\n", b"") + b"\r\n")), max_size=5),
+    st.binary(max_size=80),
+)
+
+
+@FUZZ
+@given(data=heads)
+def test_any_bytes_get_an_http_answer_and_the_server_goes_on(served: Site, data: bytes) -> None:
+    before = served.ada_yaml.read_bytes()
+    answer = exchange(served, data)
+
+    # An answer, or a closed connection for bytes that are no request at all; never a 500.
+    if answer:
+        assert answer.startswith(b"HTTP/1."), answer[:60]
+        assert answer.split(b" ", 2)[1] != b"500", answer[:200]
+    assert b"Traceback" not in answer
+    assert served.ada_yaml.read_bytes() == before
+    assert served.unsubscribed() == set()
+    assert exchange(served, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 200 ")
