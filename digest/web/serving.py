@@ -62,12 +62,12 @@ class _Channel(HTTPChannel):  # type: ignore[misc]
 
     def handle_close(self) -> None:
         # The client closed its side in the middle of a body: it will send no more.
-        if self.connected and not self.requests and self._short_body():
+        if self.connected and not self.requests and self.short_body():
             self.refuse(400, "Bad Request",
                         "The request body is shorter than its Content-Length.")
         super().handle_close()
 
-    def _short_body(self) -> bool:
+    def short_body(self) -> bool:
         request = self.request
         return bool(request is not None and request.headers_finished and not request.completed)
 
@@ -94,11 +94,7 @@ class _Server(TcpWSGIServer):  # type: ignore[misc]
     channel_class = _Channel
 
     def __init__(self, web: WebApp, request_timeout: float, **options: Any) -> None:
-        self.web = web
         self.request_timeout = request_timeout
-        self._stop = threading.Event()
-        self._stopped = threading.Event()
-        self._serving = False
         super().__init__(web, **options)
 
     def maintenance(self, now: float) -> None:
@@ -106,7 +102,7 @@ class _Server(TcpWSGIServer):  # type: ignore[misc]
         mono = time.monotonic()
         for channel in list(self.active_channels.values()):
             if channel.overdue(mono, self.request_timeout):
-                if channel._short_body():
+                if channel.short_body():
                     channel.refuse(400, "Bad Request", "The request body is shorter than "
                                    "its Content-Length (or took too long to arrive).")
                 else:
@@ -122,6 +118,9 @@ class DigestServer:
     def __init__(self, server: _Server, web: WebApp) -> None:
         self._server = server
         self.web = web
+        self._stop = threading.Event()
+        self._stopped = threading.Event()
+        self._serving = False
 
     @property
     def server_address(self) -> tuple[str, int]:
@@ -134,14 +133,14 @@ class DigestServer:
 
     def serve_forever(self, poll_interval: float = 0.5) -> None:
         server = self._server
-        server._serving = True
+        self._serving = True
         try:
-            while not server._stop.is_set():
+            while not self._stop.is_set():
                 server.asyncore.loop(timeout=poll_interval, map=server._map, use_poll=True,
                                      count=1)
             self._drain(deadline=time.monotonic() + server.request_timeout)
         finally:
-            server._stopped.set()
+            self._stopped.set()
 
     def _drain(self, deadline: float) -> None:
         """Stop accepting, then keep the I/O loop turning until the requests in flight are
@@ -160,15 +159,14 @@ class DigestServer:
 
     def shutdown(self) -> None:
         """Ask `serve_forever` to stop and wait until it has."""
-        server = self._server
-        server._stop.set()
-        if server._serving:
-            server.pull_trigger()
-            server._stopped.wait()
+        self._stop.set()
+        if self._serving:
+            self._server.pull_trigger()  # wakes the loop from its poll
+            self._stopped.wait()
 
     def server_close(self) -> None:
         server = self._server
-        if not server._serving:
+        if not self._serving:
             server.close()
             server.task_dispatcher.shutdown(timeout=5)
         self.web.close()
