@@ -83,7 +83,7 @@ class DigestApp:
         if not base or keys is None:
             return Links(None)
         return Links(base, lambda profile: keys.sign(profile, "act"),
-                     lambda profile: keys.sign(profile, "feed"))
+                     lambda profile: keys.sign(profile, "feed"), keys.sign_vote)
 
     def renderer(self) -> Renderer:
         return Renderer(templates_dir=self.config.templates_dir, links=self.links())

@@ -100,6 +100,8 @@ class Links:
     token: Callable[[str], str] | None = None
     #: Profile name -> token for its feed URLs, which only read (default: `token`).
     feed_token: Callable[[str], str] | None = None
+    #: (profile name, paper key) -> token that only votes on that paper (default: `token`).
+    vote_token: Callable[[str, str], str] | None = None
 
     def __post_init__(self) -> None:
         if self.base_url and urlsplit(self.base_url).scheme not in ("http", "https"):
@@ -115,7 +117,12 @@ class Links:
         self, profile: str, paper_key: str, vote: Literal["like", "dislike"]
     ) -> str | None:
         url = self._url("feedback", profile)
-        return None if url is None else f"{url}?paper={quote(paper_key, safe='')}&v={vote}"
+        if url is None:
+            return None
+        if self.vote_token is not None:
+            token = quote(self.vote_token(profile, paper_key), safe="")
+            url = f"{url.rsplit('/', 1)[0]}/{token}"
+        return f"{url}?paper={quote(paper_key, safe='')}&v={vote}"
 
     def unsubscribe(self, profile: str) -> str | None:
         return self._url("unsubscribe", profile)

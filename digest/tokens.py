@@ -6,8 +6,11 @@ A token says who (the profile), what for (its purpose) and under which key it wa
 
 - **Purpose.** ``feed`` tokens go into feed URLs, which people hand to feed-reader services:
   they read (feeds, past digests) and nothing else. ``act`` tokens go into the links a person
-  follows from their own mail (the personal page, feedback, unsubscribe). The purpose is part
-  of what is signed, so a feed token cannot be turned into an act token.
+  follows from their own mail (the personal page, feedback, unsubscribe). ``vote`` tokens are
+  bound to one paper and only record a like or dislike of it: they are what "more/less like
+  this" links carry, in emails and in feed entries alike, so a feed's content gives away no
+  more than its URL does. The purpose (and a vote's paper) is part of what is signed, so no
+  token can be turned into another.
 - **Rotation.** A `Keyring` signs with its current key and also accepts tokens signed by its
   previous keys, until the end of a grace period: links already mailed keep working while new
   mail carries links under the new key. The key id (a hash of the key, not the key) picks the
@@ -28,13 +31,13 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Literal
 
-Purpose = Literal["feed", "act", "legacy"]
+Purpose = Literal["feed", "act", "vote", "legacy"]
 #: What a v1 token (no purpose) may still do.
 LEGACY_PURPOSES: frozenset[Purpose] = frozenset({"feed", "legacy"})
 
 _V1 = b"digest-profile-token-v1:"
 _V2 = b"digest-token-v2:"
-_LETTER: dict[str, Purpose] = {"f": "feed", "a": "act"}
+_LETTER: dict[str, Purpose] = {"f": "feed", "a": "act", "v": "vote"}
 
 
 def _b64(digest: bytes) -> str:
@@ -67,9 +70,14 @@ class Keyring:
 
     def sign(self, profile: str, purpose: Literal["feed", "act"]) -> str:
         letter = "f" if purpose == "feed" else "a"
-        kid = key_id(self.current)
-        message = _V2 + f"{letter}:{profile}".encode()
-        return f"{profile}.{letter}{kid}.{_signature(self.current, message)}"
+        return self._sign(profile, letter, _message(letter, profile, None))
+
+    def sign_vote(self, profile: str, paper: str) -> str:
+        """A token that only likes or dislikes `paper` (its key, as the link's query has it)."""
+        return self._sign(profile, "v", _message("v", profile, paper))
+
+    def _sign(self, profile: str, letter: str, message: bytes) -> str:
+        return f"{profile}.{letter}{key_id(self.current)}.{_signature(self.current, message)}"
 
     def keys(self, today: dt.date) -> tuple[str, ...]:
         """The keys accepted on `today`: the current one, then the previous ones in grace."""
@@ -77,17 +85,20 @@ class Keyring:
             return (self.current,)
         return (self.current, *(k for k in self.previous if k))
 
-    def verify(self, token: str, purposes: Collection[Purpose], *, today: dt.date
-               ) -> str | None:
-        """The profile a token stands for when it is ours and made for one of `purposes`;
-        None when it is malformed, forged, for another purpose, or under a retired key."""
+    def verify(self, token: str, purposes: Collection[Purpose], *, today: dt.date,
+               paper: str | None = None) -> str | None:
+        """The profile a token stands for when it is ours and made for one of `purposes` (a
+        vote token: for `paper`); None when it is malformed, forged, for another purpose or
+        paper, or under a retired key."""
         keys = self.keys(today)
         parts = token.rsplit(".", 2)
         if len(parts) == 3 and parts[0] and len(parts[1]) == 7:
             profile, tag, signature = parts
             purpose = _LETTER.get(tag[0])
-            if purpose is not None and purpose in purposes:
-                message = _V2 + f"{tag[0]}:{profile}".encode()
+            if purpose is not None and purpose in purposes and (
+                purpose != "vote" or paper is not None
+            ):
+                message = _message(tag[0], profile, paper if purpose == "vote" else None)
                 for key in keys:
                     if key_id(key) == tag[1:] and hmac.compare_digest(
                         _signature(key, message), signature
@@ -103,6 +114,12 @@ class Keyring:
         if any(hmac.compare_digest(_signature(k, message), signature) for k in keys):
             return profile
         return None
+
+
+def _message(letter: str, profile: str, paper: str | None) -> bytes:
+    # The profile's length first: no name and paper can be cut apart another way.
+    tail = "" if paper is None else f":{paper}"
+    return _V2 + f"{letter}:{len(profile)}:{profile}{tail}".encode()
 
 
 def make_token(secret: str, profile: str, purpose: Literal["feed", "act"] = "act") -> str:

@@ -312,6 +312,8 @@ def every_route(token: str) -> list[tuple[str, str]]:
     pytest.param(make_token(SECRET, "ada").replace(".a", ".f", 1), id="act relabelled feed"),
     pytest.param(make_token(SECRET, "ada", "feed").replace(".f", ".a", 1),
                  id="feed relabelled act"),
+    pytest.param(make_token(SECRET, "ada", "feed").replace(".f", ".v", 1),
+                 id="feed relabelled vote"),
     pytest.param(make_token("another-secret", "ada"), id="foreign secret"),
     pytest.param("ada", id="bare name"),
     pytest.param("ada.", id="empty signature"),

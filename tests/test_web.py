@@ -89,6 +89,27 @@ def test_a_page_reached_with_a_feed_token_never_shows_an_act_token(client: httpx
     assert "Your page" in client.get(f"/digests/{ACT}/").text
 
 
+def test_a_vote_token_votes_on_its_paper_and_does_nothing_else(
+    site: Site, client: httpx.Client
+) -> None:
+    vote = Keyring(SECRET).sign_vote("ada", "2506.00003")
+
+    # Everything else it is refused: other papers, unsubscribe, the page, the feeds.
+    for method, path in [("POST", f"/feedback/{vote}?paper=2506.00001&v=like"),
+                         ("POST", f"/feedback/{vote}?paper=2506.00003v2&v=like"),
+                         ("POST", f"/unsubscribe/{vote}"), ("GET", f"/p/{vote}"),
+                         ("GET", f"/feeds/{vote}/feed.atom"), ("GET", f"/digests/{vote}/")]:
+        assert client.request(method, path).status_code == 403, (method, path)
+    assert site.unsubscribed() == set()
+    assert load_profile(site.ada_yaml).liked == ("2506.00009",)
+
+    page = client.get(VOTE.format(token=vote))
+    assert page.status_code == 200 and "/p/" not in page.text  # no way to the page from here
+    assert client.post(VOTE.format(token=vote)).status_code == 200
+    assert client.post(f"/feedback/{vote}?paper=2506.00003&v=dislike").status_code == 200
+    assert load_profile(site.ada_yaml).disliked == ("2506.00003",)
+
+
 # --- cross-site requests ------------------------------------------------------------------------
 
 
@@ -428,3 +449,15 @@ def test_emails_link_to_the_personal_page_and_feeds_with_a_feed_token(
     assert f'href="https://digest.example.org/p/{ACT}"' in email.html
     assert f"https://digest.example.org/feeds/{FEED}/feed.rss" in email.text
     assert f"/feeds/{ACT}/" not in email.text
+
+
+def test_like_links_carry_a_token_for_their_paper_only(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    links = site.app.links()
+    vote = Keyring(SECRET).sign_vote("ada", "2506.00001")
+    assert links.feedback("ada", "2506.00001", "like") == (
+        f"https://digest.example.org/feedback/{vote}?paper=2506.00001&v=like")
+    # Feed entries show these links too (a feed reader can vote): never an act token.
+    assert ACT not in (links.feedback("ada", "2506.00001", "dislike") or "")

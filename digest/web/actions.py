@@ -62,9 +62,9 @@ def feedback(web: WebApp, request: Request, who: Who) -> Response:
     title = display_text(paper.title) or paper.key
     token = quote(who.token, safe="")
     action = f"{token}?paper={quote(paper.key, safe='')}&v={vote}"
-    # The feedback page is reached with act tokens only, so it may link to the personal page.
+    # A vote token (from a feed entry, say) must not lead to the page: only an act token does.
     context: dict[str, Any] = {"profile": who.name, "title": title, "like": like, "action": action,
-               "page_url": f"../p/{token}"}
+               "page_url": f"../p/{token}" if web.is_act(who.token) else None}
     if request.method != "POST":
         return web.page("server_feedback.html", done=False, changed=False, **context)
     if read_body(request.environ) is None:

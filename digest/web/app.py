@@ -41,6 +41,7 @@ _FEED: frozenset[Purpose] = frozenset({"feed"})
 _ARCHIVE: frozenset[Purpose] = frozenset({"feed", "act"})
 _UNSUBSCRIBE: frozenset[Purpose] = frozenset({"act", "legacy"})
 _ACT: frozenset[Purpose] = frozenset({"act"})
+_VOTE: frozenset[Purpose] = frozenset({"act", "vote"})
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -114,7 +115,7 @@ class WebApp:
                 return self._route(request, token, _READ_WRITE, _UNSUBSCRIBE,
                                    actions.unsubscribe)
             case ["feedback", token]:
-                return self._route(request, token, _READ_WRITE, _ACT, actions.feedback)
+                return self._route(request, token, _READ_WRITE, _VOTE, actions.feedback)
             case ["digests", token, ""]:
                 return self._route(request, token, _READ, _ARCHIVE, pages.digests)
             case ["digests", token]:
@@ -133,7 +134,10 @@ class WebApp:
             return self.message(403, "Not from this site", "This request came from another "
                                 "site's page, so it was refused. Use the button on this "
                                 "site's page or the link from your digest.")
-        name = self.keys.verify(token, purposes, today=self.app.clock().date())
+        # A vote token is bound to the paper of its link, exactly as the link names it.
+        papers = request.query.get("paper", [])
+        name = self.keys.verify(token, purposes, today=self.app.clock().date(),
+                                paper=papers[0].strip() if len(papers) == 1 else None)
         if name is None:
             return self.message(403, "Not a valid link", "This link is not one this server "
                                 "made for this, or it was changed on the way, or it is from "
