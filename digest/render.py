@@ -98,7 +98,7 @@ class Links:
     base_url: str | None
     #: Profile name -> unguessable token that authorizes its links.
     token: Callable[[str], str] | None = None
-    #: Profile name -> token for its feed URLs, which only read (default: `token`).
+    #: Profile name -> token for its feed and archive URLs, which only read (default: `token`).
     feed_token: Callable[[str], str] | None = None
     #: (profile name, paper key) -> token that only votes on that paper (default: `token`).
     vote_token: Callable[[str, str], str] | None = None
@@ -110,7 +110,8 @@ class Links:
     def _url(self, kind: str, profile: str) -> str | None:
         if not self.base_url or self.token is None:
             return None
-        token = self.feed_token if kind == "feeds" and self.feed_token else self.token
+        # Feeds and archived digests only read: their links carry the token that only reads.
+        token = self.feed_token if kind in ("feeds", "digests") and self.feed_token else self.token
         return f"{self.base_url.rstrip('/')}/{kind}/{quote(token(profile), safe='')}"
 
     def feedback(

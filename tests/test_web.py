@@ -461,3 +461,9 @@ def test_like_links_carry_a_token_for_their_paper_only(
         f"https://digest.example.org/feedback/{vote}?paper=2506.00001&v=like")
     # Feed entries show these links too (a feed reader can vote): never an act token.
     assert ACT not in (links.feedback("ada", "2506.00001", "dislike") or "")
+
+
+def test_view_in_a_browser_links_only_read(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    assert site.app.links().view("ada", "2026-06-08") == (
+        f"https://digest.example.org/digests/{FEED}/2026-06-08")
