@@ -264,7 +264,7 @@ def test_the_personal_page_shows_the_latest_digest_with_reasons_scores_and_links
     assert "Scaling masked autoencoders" in html
     # What a paper says is text, never markup.
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script" not in html
-    assert "score 0.90" in html
+    assert "relevance 0.90" in html  # the score the ledger holds for that paper
     assert "masked image modeling" in html and "(mask)" in html
     assert f'action="../feedback/{ACT}?paper=2506.00001&amp;v=like"' in html
     assert 'aria-pressed="false"' in html
