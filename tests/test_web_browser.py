@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_server import SECRET, Site, running_site
@@ -25,6 +26,8 @@ from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
+from selenium.webdriver.support import expected_conditions  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "out"
 ACT = make_token(SECRET, "ada")
@@ -82,7 +85,15 @@ def shot(driver: WebDriver, name: str) -> None:
     driver.save_screenshot(str(OUT / f"web_{name}.png"))
 
 
-def like_button(driver: WebDriver, key: str) -> object:
+def navigating(driver: WebDriver, action: Callable[[], object]) -> None:
+    """Do `action` (a click, a key) and wait until the page it submits has replaced this one:
+    reading the next page at once may still read this one."""
+    old = driver.find_element(By.TAG_NAME, "html")
+    action()
+    WebDriverWait(driver, 15).until(expected_conditions.staleness_of(old))
+
+
+def like_button(driver: WebDriver, key: str) -> Any:
     return driver.find_element(
         By.CSS_SELECTOR, f'form[action*="paper={key}&v=like"] button')
 
@@ -95,10 +106,10 @@ def test_like_a_paper_on_the_personal_page(browser: WebDriver, site: Site) -> No
     assert overflow(browser) == 0
     shot(browser, "page_375")
     button = like_button(browser, "2506.00001")
-    assert button.get_attribute("aria-pressed") == "false"  # type: ignore[attr-defined]
+    assert button.get_attribute("aria-pressed") == "false"
     assert "2506.00001" not in load_profile(site.ada_yaml).liked
 
-    button.click()  # type: ignore[attr-defined]
+    navigating(browser, button.click)
 
     heading = browser.find_element(By.TAG_NAME, "h1").text
     assert heading == "Thanks"
@@ -108,8 +119,8 @@ def test_like_a_paper_on_the_personal_page(browser: WebDriver, site: Site) -> No
     # Comments in the file survive a vote from the browser.
     assert "# liked by hand" in site.ada_yaml.read_text(encoding="utf-8")
 
-    browser.find_element(By.LINK_TEXT, "Your page").click()
-    pressed = like_button(browser, "2506.00001").get_attribute("aria-pressed")  # type: ignore[attr-defined]
+    navigating(browser, browser.find_element(By.LINK_TEXT, "Your page").click)
+    pressed = like_button(browser, "2506.00001").get_attribute("aria-pressed")
     assert pressed == "true"
 
 
@@ -131,7 +142,7 @@ def test_the_page_is_usable_with_the_keyboard(browser: WebDriver, site: Site) ->
     assert "Like" in (active.get_attribute("aria-label") or "")
     shot(browser, "page_focus_1280")
 
-    active.send_keys(Keys.ENTER)
+    navigating(browser, lambda: active.send_keys(Keys.ENTER))
     assert browser.find_element(By.TAG_NAME, "h1").text == "Thanks"
     assert "2506.00001" in load_profile(site.ada_yaml).liked
 
@@ -180,7 +191,7 @@ def test_text_has_enough_contrast(browser: WebDriver, site: Site, scheme: str) -
     try:
         browser.get(site.url(f"/p/{ACT}"))
         # The liked state too: a pressed button has colours of its own.
-        like_button(browser, "2506.00001").click()  # type: ignore[attr-defined]
+        navigating(browser, like_button(browser, "2506.00001").click)
         browser.get(site.url(f"/p/{ACT}"))
         shot(browser, f"page_{scheme}_1280")
         ratios = browser.execute_script(CONTRAST)
