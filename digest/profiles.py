@@ -97,7 +97,8 @@ class Interest(_Frozen):
         1.0,
         gt=0,
         le=5,
-        description="How much this topic counts against the others (above 0, at most 5).",
+        description="How much this topic counts against the others (above 0, at most 5): "
+        "its papers count as that many times rarer (relevance + log10(weight)).",
     )
 
     @model_validator(mode="before")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -74,7 +75,7 @@ def test_the_calibration_is_the_share_of_the_background() -> None:
 def test_the_background_is_a_fixed_sample() -> None:
     assert list(background_rows(10)) == list(range(10))
     a, b = background_rows(100_000), background_rows(100_000)
-    assert len(a) == 4096 and list(a) == list(b) and list(a) == sorted(set(a))
+    assert len(a) == 2048 and list(a) == list(b) and list(a) == sorted(set(a))
 
 
 def test_a_narrow_interest_no_longer_crowds_a_broad_one_out(world: World) -> None:
@@ -166,3 +167,19 @@ def test_keyword_expansion_does_not_drift_on_the_bundled_sample(tmp_path: Path) 
     drift = {"lidar", "gaussians", "gaussian", "slam", "gs", "splatting"}
     assert not [p["why"]["terms"] for p in papers if drift & set(p["why"]["terms"])]
 
+
+
+def test_a_weight_counts_papers_as_rarer_it_does_not_multiply_the_scale(world: World) -> None:
+    interest = ("version: 1\nmax_papers: 200\n"
+                "interests:\n  - name: gs\n    text: gaussian splatting\n")
+    plain, heavy = world.rank([world.profile("plain", interest),
+                               world.profile("heavy", interest + "    weight: 5\n")])
+
+    plain_scores = {r.paper.key: r.score for r in plain.items}
+    shared = [r for r in heavy.items if r.paper.key in plain_scores]
+    assert shared and all(
+        r.score == pytest.approx(plain_scores[r.paper.key] + math.log10(5), abs=1e-4)
+        for r in shared)
+    # Weight 5 lets in papers down to relevance 1.7 - log10(5) = 1.0 (the top 10%), not the
+    # top third a multiplied relevance (1.7 / 5 = 0.34) would.
+    assert len(plain.items) < len(heavy.items) < 0.2 * heavy.considered

@@ -86,7 +86,8 @@ class InterestScore:
 
     @property
     def weighted(self) -> float:
-        return self.relevance * self.weight
+        """The relevance the ranking compares: plus ``log10(weight)``."""
+        return self.relevance + math.log10(self.weight)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,13 +202,14 @@ class Explanation:
         lines = [f"{self.paper.key}  {self.paper.title}",
                  f"profile {self.profile}: {verdict}", ""]
         lines += [f"- {reason}" for reason in self.reasons]
-        lines += ["", "relevance by interest (x weight), from the raw cosine:"]
+        lines += ["", "relevance by interest (+ log10 of its weight), from the raw cosine:"]
         width = max([len(s.name) for s in self.interests] + [8])
         best = max(self.interests, key=lambda s: s.weighted, default=None)
         for s in self.interests:
             mark = "  <- best" if s is best else ""
-            lines.append(f"  {s.name:<{width}}  {s.relevance:.2f} x {s.weight:g} = "
-                         f"{s.weighted:.2f}  (cosine {s.similarity:.3f}){mark}")
+            value = (f"{s.relevance:.2f} + log10({s.weight:g}) = {s.weighted:.2f}"
+                     if s.weight != 1 else f"{s.relevance:.2f}")
+            lines.append(f"  {s.name:<{width}}  {value}  (cosine {s.similarity:.3f}){mark}")
         if not self.interests:
             lines.append("  (none: the profile has no interest that could be scored)")
         for p in self.penalties:
@@ -416,8 +418,9 @@ def _score_reasons(interests: Sequence[InterestScore], penalties: Sequence[Penal
     if interests:
         best = max(interests, key=lambda s: s.weighted)
         terms = f" (shared terms: {', '.join(why.terms)})" if why.terms else ""
+        weight = f", weight {best.weight:g}" if best.weight != 1 else ""
         out.append(f"Best interest: {best.name!r}, relevance {best.relevance:.2f} (cosine "
-                   f"{best.similarity:.3f}) x weight {best.weight:g}{terms}.")
+                   f"{best.similarity:.3f}){weight}{terms}.")
         others = [s for s in interests if s is not best]
         if others:
             out.append("Other interests: " + ", ".join(

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 
 from .. import scoring
 from ..types import Paper
-from .calibrate import Calibration
+from .calibrate import Calibration, weights_as_relevance
 from .plan import Plan
 
 #: Two papers of one digest more similar than this: only the better one is kept.
@@ -147,7 +147,9 @@ def group_max(rows: sp.csr_matrix, offsets: npt.NDArray[np.int64],
     block = scoring.similarities(rows, prepared)
     if calibration is not None:
         calibration.apply(block, out=block)
-    if weights is not None and np.any(weights != 1):
+        if weights is not None and np.any(weights != 1):
+            block += weights_as_relevance(weights)[:, None]
+    elif weights is not None and np.any(weights != 1):
         block *= weights[:, None]
     if np.all(sizes == 1):
         return block

@@ -45,7 +45,7 @@ from .batch import (
     group_max,
     ragged,
 )
-from .calibrate import Calibration
+from .calibrate import Calibration, weights_as_relevance
 from .plan import Plan, Ranking, make_plans, normalize_author, paper_text
 
 #: Added to the ranking key (not the relevance shown) of a paper by a followed author: enough
@@ -415,7 +415,8 @@ class Recommender:
         terms: list[tuple[str, ...]] = [()] * m
         if queries.shape[0]:
             sims = scoring.row_dots(queries, items)
-            weighted = calibration.apply(sims) * batch.weights[q0 : q0 + queries.shape[0], None]
+            weights = batch.weights[q0 : q0 + queries.shape[0]]
+            weighted = calibration.apply(sims) + weights_as_relevance(weights)[:, None]
             best = np.argmax(weighted, axis=0)
             similarity = sims[best, np.arange(m)]
             interest_of = [plan.interests[b] for b in best]
