@@ -371,11 +371,11 @@ def serve_command(app: DigestApp, host: str | None, port: int | None) -> None:
     """
     import logging
 
-    from .server import serve
+    from .web import serve
 
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    server_log = logging.getLogger("digest.server")
+    server_log = logging.getLogger("digest.web")
     server_log.addHandler(handler)
     server_log.setLevel(logging.INFO)
 
@@ -393,7 +393,7 @@ def unsubscribe_command(app: DigestApp, profile: str) -> None:
 
     Runs skip the profile until `digest resubscribe PROFILE`; its feeds stay available.
     """
-    from .server import set_subscribed
+    from .web import set_subscribed
 
     try:
         changed = set_subscribed(app, profile, False)
@@ -409,7 +409,7 @@ def unsubscribe_command(app: DigestApp, profile: str) -> None:
 @click.pass_obj
 def resubscribe_command(app: DigestApp, profile: str) -> None:
     """Send PROFILE its digests again after it unsubscribed."""
-    from .server import set_subscribed
+    from .web import set_subscribed
 
     try:
         changed = set_subscribed(app, profile, True)

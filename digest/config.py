@@ -105,6 +105,22 @@ class ServerConfig(_Section):
                                                           "secret that signs link tokens.")
     host: str = Field("127.0.0.1", description="Address `digest serve` listens on.")
     port: int = Field(8080, ge=1, le=65535, description="Port `digest serve` listens on.")
+    previous_secrets_env: str = Field(
+        "DIGEST_PREVIOUS_SECRETS", description="Environment variable holding earlier secrets "
+        "(space-separated) whose links are still accepted: rotate without breaking mailed links."
+    )
+    previous_secrets_until: dt.date | None = Field(
+        None, description="Last day the previous secrets are accepted (the grace period); "
+                          "unset: as long as the variable lists them."
+    )
+    threads: int = Field(8, ge=1, le=256, description="Requests `digest serve` answers at once.")
+    connection_limit: int = Field(
+        2000, ge=10, le=100_000, description="Open connections `digest serve` holds at most; "
+        "idle and slow ones cost a socket, not a thread."
+    )
+    request_timeout: float = Field(
+        20, gt=0, le=3600, description="Seconds a client has to send a whole request."
+    )
 
     @field_validator("public_url")
     @classmethod
@@ -187,6 +203,10 @@ class Config(_Section):
     def secret(self) -> str | None:
         """The link-signing secret from the environment (never from the file)."""
         return os.environ.get(self.server.secret_env) or None
+
+    def previous_secrets(self) -> tuple[str, ...]:
+        """Earlier link-signing secrets, still accepted during the grace period."""
+        return tuple(os.environ.get(self.server.previous_secrets_env, "").split())
 
 
 def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
