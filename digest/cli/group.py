@@ -38,7 +38,12 @@ def main(ctx: click.Context, db_url: str | None, config_path: str | None,
     # A caller (a test) may hand seams for the app in `obj`: {"http_factory": ...}.
     seams = ctx.obj if isinstance(ctx.obj, dict) else {}
     ctx.obj = DigestApp(config, db_url or config.database, profiles_dir or config.profiles_dir,
-                        **seams)
+                        **{"notice": _notice, **seams})
+
+
+def _notice(line: str) -> None:
+    """A one-line notice of the library (a model fit and its progress) on stderr."""
+    click.echo(f"digest: {line}", err=True)
 
 
 main.params.extend(verbosity_options())

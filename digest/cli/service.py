@@ -34,11 +34,11 @@ def serve_command(app: DigestApp, host: str | None, port: int | None) -> None:
     """
     import logging
 
-    from ..server import serve
+    from ..web import serve
 
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    server_log = logging.getLogger("digest.server")
+    server_log = logging.getLogger("digest.web")
     server_log.addHandler(handler)
     server_log.setLevel(logging.INFO)
 
@@ -68,7 +68,7 @@ def resubscribe_command(app: DigestApp, profile: str) -> None:
 
 
 def _subscribe(app: DigestApp, name: str, subscribed: bool) -> None:
-    from ..server import set_subscribed
+    from ..web import set_subscribed
 
     # Resolved first: an unknown name exits as everywhere, and a file name finds its `id`.
     found = load_named_profiles(app, (name,))
