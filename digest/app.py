@@ -45,6 +45,8 @@ class DigestApp:
     profiles_dir: str
     clock: Clock = utc_now
     transport: Transport | None = None  # None: from config (SMTP, else .eml files)
+    #: Where one-line notices go (why the model is fitted, its progress); None: logging.
+    notice: Callable[[str], None] | None = None
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -108,7 +110,8 @@ class DigestApp:
         ))
 
     def model(self, store: Store, *, force: bool = False) -> LoadedModel:
-        return ensure(store, model_dir(self.out_dir), now=self.clock(), force=force)
+        return ensure(store, model_dir(self.out_dir), now=self.clock(), force=force,
+                      notify=self.notice)
 
     # -- jobs ------------------------------------------------------------------------------------
 

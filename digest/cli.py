@@ -67,7 +67,13 @@ def main(ctx: click.Context, db_url: str | None, config_path: str | None,
         config = load_config(config_path)
     except ConfigError as exc:
         _fail(str(exc))
-    ctx.obj = DigestApp(config, db_url or config.database, profiles_dir or config.profiles_dir)
+    ctx.obj = DigestApp(config, db_url or config.database, profiles_dir or config.profiles_dir,
+                        notice=_notice)
+
+
+def _notice(line: str) -> None:
+    """A one-line notice of the library (a model fit and its progress) on stderr."""
+    click.echo(f"digest: {line}", err=True)
 
 
 @contextmanager
