@@ -467,3 +467,22 @@ def test_view_in_a_browser_links_only_read(site: Site, monkeypatch: pytest.Monke
     monkeypatch.setenv(SECRET_ENV, SECRET)
     assert site.app.links().view("ada", "2026-06-08") == (
         f"https://digest.example.org/digests/{FEED}/2026-06-08")
+
+
+def test_stopping_a_stopped_server_is_harmless(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The loop may end (and close what it owns) before `shutdown` wakes it: a second
+    # `shutdown` is that case made certain.
+    import threading
+
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    server = make_server(make_digest_app(tmp_path), "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    assert httpx.get(server.url, trust_env=False, timeout=5).status_code == 200
+    server.shutdown()
+    server.shutdown()
+    thread.join(timeout=10)
+    server.server_close()
+    assert not thread.is_alive()
