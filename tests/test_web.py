@@ -481,3 +481,22 @@ def test_a_profile_renamed_with_an_id_keeps_its_links(
     # A file named like an id it does not carry is not that profile.
     (folder / "eve.yaml").write_text("version: 1\nid: other\ninterests: [x]\n", encoding="utf-8")
     assert client.get(f"/p/{make_token(SECRET, 'eve')}").status_code == 404
+
+
+def test_stopping_a_stopped_server_is_harmless(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The loop may end (and close what it owns) before `shutdown` wakes it: a second
+    # `shutdown` is that case made certain.
+    import threading
+
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    server = make_server(make_digest_app(tmp_path), "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    assert httpx.get(server.url, trust_env=False, timeout=5).status_code == 200
+    server.shutdown()
+    server.shutdown()
+    thread.join(timeout=10)
+    server.server_close()
+    assert not thread.is_alive()

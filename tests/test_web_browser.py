@@ -21,12 +21,12 @@ from digest.profiles import load_profile
 from digest.tokens import make_token
 
 webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import WebDriverException  # noqa: E402
 from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
-from selenium.webdriver.support import expected_conditions  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "out"
@@ -90,7 +90,16 @@ def navigating(driver: WebDriver, action: Callable[[], object]) -> None:
     reading the next page at once may still read this one."""
     old = driver.find_element(By.TAG_NAME, "html")
     action()
-    WebDriverWait(driver, 15).until(expected_conditions.staleness_of(old))
+
+    def replaced(_: WebDriver) -> bool:
+        # Stale, or (chromedriver, mid-navigation) "does not belong to the document".
+        try:
+            old.is_enabled()
+        except WebDriverException:
+            return driver.execute_script("return document.readyState") == "complete"
+        return False
+
+    WebDriverWait(driver, 15).until(replaced)
 
 
 def like_button(driver: WebDriver, key: str) -> Any:

@@ -154,7 +154,7 @@ class DigestServer:
             server.asyncore.loop(timeout=0.05, map=server._map, use_poll=True, count=1)
         for channel in list(server.active_channels.values()):
             channel.handle_close()
-        server.trigger.close()
+        # The trigger stays open until server_close: `shutdown` may still pull it.
         server.task_dispatcher.shutdown(timeout=5)
 
     def shutdown(self) -> None:
@@ -168,8 +168,10 @@ class DigestServer:
 
     def server_close(self) -> None:
         server = self._server
-        if not self._serving:
-            server.close()
+        if self._serving:
+            server.trigger.close()
+        else:
+            server.close()  # the listening socket and the trigger
             server.task_dispatcher.shutdown(timeout=5)
         self.web.close()
 
