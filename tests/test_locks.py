@@ -1,0 +1,209 @@
+"""Locks that hold, on SQLite and on a real PostgreSQL: one holder at a time among racing
+processes, a clear error for the others, a dead holder's lock taken over (also when its pid was
+reused), concurrent first opens that migrate once, and database errors mapped to ours."""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from multiprocessing.synchronize import Barrier
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from stores import Backend, query
+
+from digest.errors import StoreConflictError, StoreLockedError
+from digest.store import MIGRATIONS, Store
+from digest.store.locks import process_start
+from digest.store.schema import locks
+
+NOW = dt.datetime(2026, 7, 1, 7, 0, tzinfo=dt.UTC)
+RACERS, ROUNDS = 6, 10
+fork = multiprocessing.get_context("fork")
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    with Store.open(store_url) as store:
+        yield store
+
+
+def _race(url: str, barrier: Barrier, results: Any) -> None:
+    with Store.open(url) as store:
+        for round_ in range(ROUNDS):
+            barrier.wait()
+            try:
+                store.acquire_lock("run", now=NOW)
+                outcome = "held"
+            except StoreLockedError as exc:
+                outcome = str(exc)
+            barrier.wait()  # every racer has tried while the winner holds it
+            if outcome == "held":
+                store.release_lock("run")
+            results.put((round_, os.getpid(), outcome))
+            barrier.wait()
+
+
+def test_six_processes_racing_for_the_run_lock_ten_rounds_one_holder_each(store_url: str) -> None:
+    Store.open(store_url).close()
+    barrier, results = fork.Barrier(RACERS, timeout=60), fork.Queue()
+    racers = [fork.Process(target=_race, args=(store_url, barrier, results))
+              for _ in range(RACERS)]
+    for p in racers:
+        p.start()
+    outcomes = [results.get(timeout=120) for _ in range(RACERS * ROUNDS)]
+    for p in racers:
+        p.join(30)
+        assert p.exitcode == 0
+
+    for round_ in range(ROUNDS):
+        this = [o for r, _, o in outcomes if r == round_]
+        assert this.count("held") == 1, (round_, this)
+        for lost in (o for o in this if o != "held"):
+            assert lost.startswith(f"{store_url}: another digest process holds the 'run' lock "
+                                   "(pid "), lost
+            assert lost.endswith("wait for it to finish")
+
+
+def _open(url: str, barrier: Barrier, results: Any) -> None:
+    barrier.wait()
+    try:
+        Store.open(url).close()
+        results.put("ok")
+    except Exception as exc:  # reported to the test, which shows it
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_six_processes_opening_a_new_database_at_once_migrate_it_once(
+    store_backend: Backend, tmp_path: Path
+) -> None:
+    for attempt in range(3):
+        url = store_backend.new_url(tmp_path / str(attempt))
+        barrier, results = fork.Barrier(RACERS, timeout=60), fork.Queue()
+        openers = [fork.Process(target=_open, args=(url, barrier, results))
+                   for _ in range(RACERS)]
+        for p in openers:
+            p.start()
+        outcomes = [results.get(timeout=120) for _ in range(RACERS)]
+        for p in openers:
+            p.join(30)
+
+        assert outcomes == ["ok"] * RACERS
+        assert query(url, "SELECT version FROM schema_version") == [(len(MIGRATIONS),)]
+
+
+def _sleeper() -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+
+
+def _plant(store: Store, pid: int, owner: str) -> None:
+    """A lock row as another process on this host would have left it."""
+    with store.engine.begin() as conn:
+        conn.execute(locks.delete())
+        conn.execute(locks.insert().values(
+            name="run", owner=owner, host=socket.gethostname(), pid=pid,
+            acquired_at=NOW, heartbeat_at=NOW))
+
+
+def test_a_lock_held_by_a_live_process_is_refused_naming_it(store: Store) -> None:
+    holder = fork.Process(target=_hold_until_killed, args=(store_url_of(store),))
+    ready = _start_holder(holder)
+    try:
+        with pytest.raises(StoreLockedError) as caught:
+            store.acquire_lock("run", now=NOW)
+        assert f"another digest process holds the 'run' lock (pid {holder.pid} on " in str(
+            caught.value)
+        assert ready
+    finally:
+        os.kill(holder.pid or 0, signal.SIGKILL)
+        holder.join()
+    # Killed without a chance to release: its lock is free at once (pid gone, session ended).
+    store.acquire_lock("run", now=NOW)
+    store.release_lock("run")
+
+
+def store_url_of(store: Store) -> str:
+    return store.engine.url.render_as_string(hide_password=False)
+
+
+_ready = fork.Event()
+
+
+def _hold_until_killed(url: str) -> None:
+    store = Store.open(url)
+    store.acquire_lock("run", now=NOW)
+    _ready.set()
+    signal.pause()
+
+
+def _start_holder(holder: Any) -> bool:
+    _ready.clear()
+    holder.start()
+    return _ready.wait(60)
+
+
+def test_a_lock_whose_pid_was_reused_by_another_process_is_taken_over(store: Store) -> None:
+    other = _sleeper()  # alive, on this host, but not the process that took the lock
+    try:
+        start = process_start(other.pid)
+        assert start is not None
+        _plant(store, other.pid, f"{socket.gethostname()}:{other.pid}:{start + 12345}")
+        store.acquire_lock("run", now=NOW)
+        rows = query(store_url_of(store), "SELECT pid FROM locks WHERE name = 'run'")
+        assert rows == [(os.getpid(),)]
+        store.release_lock("run")
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_a_sqlite_lock_of_a_live_process_with_its_start_time_holds(store: Store) -> None:
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's advisory lock, not the row, says who holds it")
+    other = _sleeper()
+    try:
+        owner = f"{socket.gethostname()}:{other.pid}:{process_start(other.pid)}"
+        _plant(store, other.pid, owner)
+        with pytest.raises(StoreLockedError, match=f"pid {other.pid} on"):
+            store.acquire_lock("run", now=NOW)
+        _plant(store, other.pid, f"{socket.gethostname()}:{other.pid}")  # an old-style row
+        with pytest.raises(StoreLockedError, match=f"pid {other.pid} on"):
+            store.acquire_lock("run", now=NOW)
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_a_unique_key_conflict_is_a_clear_one_line_error(store: Store) -> None:
+    row = {"name": "x", "owner": "h:1", "host": "h", "pid": 1, "acquired_at": NOW,
+           "heartbeat_at": NOW}
+    with store.engine.begin() as conn:
+        conn.execute(locks.insert().values(**row))
+    with pytest.raises(StoreConflictError) as caught, store._errors(), \
+            store.engine.begin() as conn:
+        conn.execute(locks.insert().values(**row))
+    message = str(caught.value)
+    assert message.startswith(f"{store.url}: another process wrote the same row at the same time")
+    assert "\n" not in message
+
+
+def test_a_postgresql_statement_behind_a_row_lock_gives_up_with_a_clear_error(
+    store: Store,
+) -> None:
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("lock_timeout is PostgreSQL's (SQLite: test_faults)")
+    url = store_url_of(store)
+    quick = Store.open(url + "?options=-c%20lock_timeout%3D300ms")
+    with store.engine.connect() as holder, holder.begin():
+        holder.execute(sa.text("LOCK TABLE subscriptions IN ACCESS EXCLUSIVE MODE"))
+        with pytest.raises(StoreLockedError, match=r"locked by another process .*lock timeout"):
+            quick.set_subscribed("ada", False, now=NOW)
+    quick.close()
