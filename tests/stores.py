@@ -154,6 +154,15 @@ class Backend:
         self.databases.clear()
 
 
+@dataclass(frozen=True)
+class Sample:
+    """A folder (``out/`` with a fitted model, say) and the store at `url` that goes with it:
+    made once per module, copied per test (folder with shutil, store with `Backend.clone`)."""
+
+    root: Path
+    url: str
+
+
 def query(url: str, sql: str, **params: object) -> list[tuple[object, ...]]:
     """Rows of a query on the store at `url`, whatever its backend (for tests that look inside)."""
     engine = sa.create_engine(url)
