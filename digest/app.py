@@ -18,7 +18,7 @@ from .errors import DigestError
 from .http import HttpClient
 from .ingest import IngestContext, ProgressHook, Source, ingest
 from .mailer import EmlTransport, SmtpSettings, SmtpTransport, Transport
-from .modelstore import LoadedModel, ensure, model_dir, recommender
+from .modelstore import LoadedModel, ModelCache, ensure, model_dir, recommender
 from .profiles import Profile, ProfileSet, load_profiles
 from .recommend import Ranking
 from .render import Links, Renderer
@@ -42,6 +42,8 @@ class DigestApp:
     profiles_dir: str
     clock: Clock = utc_now
     transport: Transport | None = None  # None: from config (SMTP, else .eml files)
+    #: Keeps the model loaded between runs (the scheduler); None loads it for each run.
+    models: ModelCache | None = None
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -91,6 +93,8 @@ class DigestApp:
         ))
 
     def model(self, store: Store, *, force: bool = False) -> LoadedModel:
+        if self.models is not None and not force:
+            return self.models.get(store, model_dir(self.out_dir), now=self.clock())
         return ensure(store, model_dir(self.out_dir), now=self.clock(), force=force)
 
     # -- jobs ------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -96,3 +97,38 @@ def ensure(store: Store, directory: Path, *, now: dt.datetime, force: bool = Fal
 def recommender(store: Store, loaded: LoadedModel, *, first_digest_days: int) -> Recommender:
     return Recommender(store, loaded.model, first_digest_days=first_digest_days,
                        corpus=loaded.corpus, corpus_pids=loaded.corpus_pids)
+
+
+class ModelCache:
+    """Keeps the model loaded between runs of one process (the scheduler's batches): it is
+    loaded again only when its files changed (another process refitted it) or the refit policy
+    says so (then fitted, as `ensure` does)."""
+
+    def __init__(self) -> None:
+        self._mark: tuple[Any, ...] | None = None
+        self._loaded: LoadedModel | None = None
+        self._loads = 0
+
+    def get(self, store: Store, directory: Path, *, now: dt.datetime) -> LoadedModel:
+        loaded = self._loaded
+        if (loaded is not None and self._mark == _files_mark(directory)
+                and _stale(loaded.model, store.info().papers, now) is None):
+            return LoadedModel(loaded.model, loaded.corpus, loaded.corpus_pids)
+        loaded = ensure(store, directory, now=now)
+        self._loaded, self._mark = loaded, _files_mark(directory)
+        self._loads += 1
+        return loaded
+
+    @property
+    def loads(self) -> int:
+        """How often it loaded or fitted (for tests and benchmarks)."""
+        return self._loads
+
+
+def _files_mark(directory: Path) -> tuple[Any, ...]:
+    """The model files' names, sizes and modification times: a refit changes them."""
+    try:
+        return (directory, tuple(sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns)
+                                        for f in directory.iterdir() if f.is_file())))
+    except OSError:
+        return (directory,)
