@@ -104,7 +104,7 @@ class DigestApp:
         now = self.clock()
         http = HttpClient(contact=self.config.http.contact, timeout=self.config.http.timeout,
                           max_retries=self.config.http.retries)
-        with self.open_store() as store, http:
+        with self.open_store() as store, http, store.locked("ingest", now=now):
             ctx = IngestContext(now=now, today=today or now.date(), http=http, store=store)
             return ingest(store, sources, ctx, progress=progress)
 

@@ -15,6 +15,7 @@ simply does not count, which is why growth triggers a refit.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,12 +24,16 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from .errors import StoreLockedError
 from .model import ModelError, TextModel
 from .recommend import Recommender, paper_text
 from .store import Store
 
 REFIT_GROWTH = 0.2
 REFIT_DAYS = 30
+#: How long a process waits for another one's fit before it gives up (a fit of the whole
+#: corpus takes minutes).
+FIT_WAIT_S = 30 * 60
 
 
 @dataclass
@@ -78,20 +83,47 @@ def ensure(store: Store, directory: Path, *, now: dt.datetime, force: bool = Fal
     reason: str | None = "asked to refit" if force else None
     loaded: LoadedModel | None = None
     if reason is None:
-        try:
-            model = TextModel.load(directory)
-            corpus = sp.csr_matrix(sp.load_npz(directory / "corpus.npz"), dtype=np.float32)
-            pids = np.load(directory / "corpus_pids.npy")
-            loaded = LoadedModel(model, corpus, pids)
-        except (ModelError, OSError, ValueError) as exc:
-            reason = f"no usable model ({exc})"
-        if loaded is not None and allow_refit:
-            reason = _stale(loaded.model, store.info().papers, now)
+        loaded, reason = _load(store, directory, now=now, allow_refit=allow_refit)
     if reason is None and loaded is not None:
         return loaded
-    fitted = fit(store, directory, now=now)
-    fitted.fitted_because = reason
-    return fitted
+    result, fitted = _fit_alone(store, directory, now=now, recheck=not force and allow_refit)
+    result.fitted_because = reason if fitted else None
+    return result
+
+
+def _load(store: Store, directory: Path, *, now: dt.datetime,
+          allow_refit: bool = True) -> tuple[LoadedModel | None, str | None]:
+    """The saved model, and why it must be fitted again (None: it need not)."""
+    try:
+        model = TextModel.load(directory)
+        corpus = sp.csr_matrix(sp.load_npz(directory / "corpus.npz"), dtype=np.float32)
+        pids = np.load(directory / "corpus_pids.npy")
+    except (ModelError, OSError, ValueError) as exc:
+        return None, f"no usable model ({exc})"
+    loaded = LoadedModel(model, corpus, pids)
+    return loaded, _stale(model, store.info().papers, now) if allow_refit else None
+
+
+def _fit_alone(store: Store, directory: Path, *, now: dt.datetime,
+               recheck: bool) -> tuple[LoadedModel, bool]:
+    """Fit under the store's ``model`` lock, so that two processes never fit (and write the
+    same files) at once. One that finds another fitting waits for it, then uses its model
+    when that one is now good enough (`recheck`). Also says whether it fitted."""
+    deadline = time.monotonic() + FIT_WAIT_S
+    waited = False
+    while True:
+        try:
+            with store.locked("model", now=now):
+                if waited and recheck:
+                    loaded, reason = _load(store, directory, now=now)
+                    if loaded is not None and reason is None:
+                        return loaded, False
+                return fit(store, directory, now=now), True
+        except StoreLockedError:
+            if time.monotonic() > deadline:
+                raise
+            waited = True
+            time.sleep(1.0)
 
 
 def recommender(store: Store, loaded: LoadedModel, *, first_digest_days: int) -> Recommender:

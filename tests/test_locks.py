@@ -11,6 +11,8 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
@@ -20,7 +22,12 @@ import pytest
 import sqlalchemy as sa
 from stores import Backend, query
 
+from digest.app import DigestApp
+from digest.cli import sample_path
+from digest.config import Config
 from digest.errors import StoreConflictError, StoreLockedError
+from digest.modelstore import ensure
+from digest.sources.resolve import FileSource
 from digest.store import MIGRATIONS, Store
 from digest.store.locks import process_start
 from digest.store.schema import locks
@@ -137,9 +144,9 @@ def store_url_of(store: Store) -> str:
 _ready = fork.Event()
 
 
-def _hold_until_killed(url: str) -> None:
+def _hold_until_killed(url: str, name: str = "run") -> None:
     store = Store.open(url)
-    store.acquire_lock("run", now=NOW)
+    store.acquire_lock(name, now=NOW)
     _ready.set()
     signal.pause()
 
@@ -207,3 +214,36 @@ def test_a_postgresql_statement_behind_a_row_lock_gives_up_with_a_clear_error(
         with pytest.raises(StoreLockedError, match=r"locked by another process .*lock timeout"):
             quick.set_subscribed("ada", False, now=NOW)
     quick.close()
+
+
+def test_ingestion_is_a_singleton_too(store: Store, tmp_path: Path) -> None:
+    holder = fork.Process(target=_hold_until_killed, args=(store_url_of(store), "ingest"))
+    assert _start_holder(holder)
+    try:
+        app = DigestApp(Config(out_dir=str(tmp_path / "out")), store_url_of(store),
+                        str(tmp_path / "profiles"))
+        with pytest.raises(StoreLockedError, match="holds the 'ingest' lock"):
+            app.ingest([FileSource(sample_path(), "jsonl")])
+    finally:
+        os.kill(holder.pid or 0, signal.SIGKILL)
+        holder.join()
+    assert store.info().papers == 0
+
+
+def test_a_model_fit_waits_for_another_process_fitting(store: Store, tmp_path: Path) -> None:
+    url = store_url_of(store)
+    app = DigestApp(Config(out_dir=str(tmp_path / "out")), url, str(tmp_path / "profiles"))
+    app.ingest([FileSource(sample_path(), "jsonl")])
+    holder = fork.Process(target=_hold_until_killed, args=(url, "model"))
+    assert _start_holder(holder)
+    killer = threading.Timer(2.0, os.kill, args=(holder.pid, signal.SIGKILL))
+    killer.start()
+    started = time.monotonic()
+    try:
+        loaded = ensure(store, tmp_path / "out" / "model", now=NOW, force=True)
+    finally:
+        killer.join()
+        holder.join()
+    assert time.monotonic() - started >= 1.5  # it waited for the other fit to end
+    assert loaded.fitted_because == "asked to refit"
+    assert loaded.model.n_docs == 483

@@ -37,18 +37,23 @@ def lock_key(name: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def process_start(pid: int) -> int | None:
-    """When process `pid` started (clock ticks since boot), None if unknown: with the pid it names
-    one process, even after the pid is reused."""
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat from the third on (state, ppid, ...), None if unknown."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
             stat = f.read()
     except OSError:
         return None
     # The command name (field 2) may hold spaces and parentheses: count from the last ')'.
-    fields = stat.rsplit(")", 1)[-1].split()
+    return stat.rsplit(")", 1)[-1].split()
+
+
+def process_start(pid: int) -> int | None:
+    """When process `pid` started (clock ticks since boot), None if unknown: with the pid it names
+    one process, even after the pid is reused."""
+    fields = _stat(pid)
     try:
-        return int(fields[19])  # field 22, starttime
+        return int(fields[19]) if fields else None  # field 22, starttime
     except (IndexError, ValueError):
         return None
 
@@ -85,6 +90,9 @@ class Owner:
             return False
         except PermissionError:
             pass
+        fields = _stat(self.pid)
+        if fields and fields[0] in ("Z", "X"):  # exited, not yet reaped by its parent
+            return False
         if self.start is None:
             return True
         running = process_start(self.pid)
