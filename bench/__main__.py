@@ -2,9 +2,9 @@
 
     python -m bench [--quick] [--only STAGE[,STAGE]] [--json PATH] [--cache DIR] [--data PATH]
 
-Stages, in order: ingest, fit, scaling, rank, render, smtp (docs/benchmarks.md says what each
-measures and against which baseline). Each figure is printed beside its baseline, measured in the
-same run, and their ratio, oriented so that above 1 always means ours is faster. Peak MB is the
+Stages, in order: ingest, fit, scaling, rank, render, smtp, schedule (docs/benchmarks.md says what
+each measures and against which baseline). Each figure is printed beside its baseline, measured in
+the same run, and their ratio, oriented so that above 1 always means ours is faster. Peak MB is the
 largest single process of the figure (or of the stage when the stage does not say).
 
 `--quick` runs small sizes (a 10k-paper corpus, 1-2k profiles, few messages) in 3-5 minutes and
@@ -27,7 +27,7 @@ from typing import Any
 
 from bench import common
 
-STAGES = ("ingest", "fit", "scaling", "rank", "render", "smtp")
+STAGES = ("ingest", "fit", "scaling", "rank", "render", "smtp", "schedule")
 
 #: Arguments of each stage's script, per mode. "{cache}" is the corpus cache.
 SIZES: dict[str, dict[str, list[str]]] = {
@@ -39,6 +39,7 @@ SIZES: dict[str, dict[str, list[str]]] = {
         "rank": ["--profiles", "10000", "--new", "5000", "--svm", "5"],
         "render": ["--profiles", "10000"],
         "smtp": ["--messages", "1000", "--rounds", "3"],
+        "schedule": ["--profiles", "10000", "--baseline", "1000"],
     },
     "quick": {
         "ingest": ["--limit", "10000"],
@@ -50,6 +51,7 @@ SIZES: dict[str, dict[str, list[str]]] = {
                  "--new", "1000", "--seeds", "5", "--svm", "2"],
         "render": ["--profiles", "1000", "--sample", "50"],
         "smtp": ["--messages", "200", "--rounds", "3"],
+        "schedule": ["--profiles", "1000", "--baseline", "100"],
     },
 }
 #: Stages whose script reads the shared file (and takes --data).
@@ -135,9 +137,16 @@ def _smtp_rows(d: dict[str, Any]) -> list[dict[str, Any]]:
                  "conn/message")]
 
 
+def _schedule_rows(d: dict[str, Any]) -> list[dict[str, Any]]:
+    base = d["baseline"]
+    return [_row(f"daemon: {d['profiles']:,} profiles due at one minute to SMTP, last message "
+                 f"after {d['seconds']:.0f} s", "digests/s", d["per_s"], base["per_s"],
+                 f"per-profile jobs, {base['profiles']:,}")]
+
+
 ROWS: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
     "ingest": _ingest_rows, "fit": _fit_rows, "scaling": _scaling_rows, "rank": _rank_rows,
-    "render": _render_rows, "smtp": _smtp_rows,
+    "render": _render_rows, "smtp": _smtp_rows, "schedule": _schedule_rows,
 }
 
 
