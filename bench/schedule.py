@@ -39,23 +39,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from bench.replay import TOPICS  # noqa: E402  # the replay's profiles follow the same topics
 from digest.app import DigestApp  # noqa: E402
 from digest.cli import sample_path  # noqa: E402
 from digest.config import Config, ScheduleConfig  # noqa: E402
 from digest.schedule import Scheduler, paused_scheduler  # noqa: E402
 from digest.sources.resolve import FileSource  # noqa: E402
 
-TOPICS = [
-    "vision language models", "diffusion models for image generation",
-    "large language model reasoning", "benchmarks for evaluating language models",
-    "3D reconstruction and Gaussian splatting", "robot manipulation policies",
-    "video understanding", "medical image segmentation", "speech recognition",
-    "reinforcement learning from human feedback", "object detection",
-    "retrieval augmented generation", "autonomous driving perception",
-    "hallucination in multimodal models", "image editing with text prompts",
-    "efficient inference and quantization", "multilingual machine translation",
-    "remote sensing imagery", "agents that use tools", "point clouds and lidar",
-]
+
 def lead(profiles: int) -> float:
     """Seconds from arming the jobs to their due instant (arming stores each job once)."""
     return 3.0 + 0.01 * profiles
