@@ -49,7 +49,7 @@ from digest.sources.resolve import FileSource  # noqa: E402
 
 def lead(profiles: int) -> float:
     """Seconds from arming the jobs to their due instant (arming stores each job once)."""
-    return 3.0 + 0.01 * profiles
+    return 10.0 + 0.03 * profiles
 
 
 class Events(logging.Handler):
