@@ -247,3 +247,27 @@ def test_a_model_fit_waits_for_another_process_fitting(store: Store, tmp_path: P
     assert time.monotonic() - started >= 1.5  # it waited for the other fit to end
     assert loaded.fitted_because == "asked to refit"
     assert loaded.model.n_docs == 483
+
+
+def test_a_postgresql_lock_whose_connection_was_cut_is_free_and_its_holder_learns_it(
+    store: Store,
+) -> None:
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("advisory locks are PostgreSQL's")
+    store.acquire_lock("run", now=NOW)
+    with store.engine.connect() as admin:
+        cut = admin.execute(sa.text(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks "
+            "WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()")).all()
+    assert cut == [(True,)]
+
+    with Store.open(store_url_of(store)) as other:
+        other.acquire_lock("run", now=NOW)  # free at once: the session that held it is gone
+        for _ in range(2):  # the old holder finds out at its next heartbeat, and each after
+            with pytest.raises(StoreLockedError) as caught:
+                store.heartbeat("run", now=NOW)
+            assert str(caught.value).startswith(f"{store.url}: the 'run' lock was lost with its "
+                                                "connection to the database (")
+            assert "\n" not in str(caught.value)
+        store.release_lock("run")  # and letting go of what it lost is quiet
+        other.release_lock("run")

@@ -169,12 +169,18 @@ class LockMixin:
                  .where(locks.c.name == name, locks.c.pid == os.getpid())
                  .values(heartbeat_at=now))
         held = self._held.get(name)
-        with self._errors():
-            if held is not None:
-                held.execute(query)
-            else:
-                with self.engine.begin() as conn:
-                    conn.execute(query)
+        if held is None:
+            with self._errors(), self.engine.begin() as conn:
+                conn.execute(query)
+            return
+        try:
+            held.execute(query)
+        except sa.exc.SQLAlchemyError as exc:
+            # Its session ended (the connection was cut, the server restarted): the advisory
+            # lock went with it, and another process may hold it now.
+            detail = " ".join(str(getattr(exc, "orig", None) or exc).split())
+            raise StoreLockedError(f"{self.url}: the {name!r} lock was lost with its connection "
+                                   f"to the database ({detail})") from exc
 
     def release_lock(self, name: str) -> None:
         me = Owner.me()
@@ -184,11 +190,12 @@ class LockMixin:
             with self._errors(), self.engine.begin() as conn:
                 conn.execute(locks.delete().where(mine))
             return
-        # A connection that was cut already lost its advisory lock with its session.
-        with contextlib.suppress(sa.exc.DBAPIError):
+        # A connection that was cut already lost its advisory lock with its session (and
+        # SQLAlchemy then refuses it any statement).
+        with contextlib.suppress(sa.exc.SQLAlchemyError):
             held.execute(locks.delete().where(mine))
             held.execute(sa.select(sa.func.pg_advisory_unlock(lock_key(name))))
-        with contextlib.suppress(sa.exc.DBAPIError):
+        with contextlib.suppress(sa.exc.SQLAlchemyError):
             held.close()
 
     def release_all_locks(self) -> None:
