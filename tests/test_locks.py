@@ -132,7 +132,8 @@ def test_a_lock_held_by_a_live_process_is_refused_naming_it(store: Store) -> Non
     finally:
         os.kill(holder.pid or 0, signal.SIGKILL)
         holder.join()
-    # Killed without a chance to release: its lock is free at once (pid gone, session ended).
+    # Killed without a chance to release: its lock is free (pid gone; on PostgreSQL its session
+    # ends as soon as the server notices, which acquire_lock waits for).
     store.acquire_lock("run", now=NOW)
     store.release_lock("run")
 

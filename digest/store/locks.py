@@ -30,6 +30,9 @@ from sqlalchemy.engine import Connection, Engine
 from ..errors import DigestError, StoreLockedError
 from .schema import locks
 
+#: How long a PostgreSQL lock of a holder known dead may take to be freed by the server.
+DEAD_HOLDER_WAIT_S = 10.0
+
 
 def lock_key(name: str) -> int:
     """The advisory lock number of `name` (a signed 64-bit integer, stable across processes)."""
@@ -134,8 +137,7 @@ class LockMixin:
         with self._errors():
             conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             try:
-                got = conn.execute(sa.select(sa.func.pg_try_advisory_lock(lock_key(name))))
-                if not got.scalar():
+                if not _try_advisory(conn, name):
                     raise StoreLockedError(self._held_by(name, _holder_row(conn, name), now))
                 _write_row(conn, name, Owner.me(), now)
             except BaseException:
@@ -210,6 +212,22 @@ class LockMixin:
             yield
         finally:
             self.release_lock(name)
+
+
+def _try_advisory(conn: Connection, name: str) -> bool:
+    """Take the advisory lock `name` if free. A holder on this host that is already dead frees
+    it as soon as the server notices its connection closed, a moment later: wait for that
+    (up to `DEAD_HOLDER_WAIT_S`) rather than refuse the next run after a crash."""
+    deadline = time.monotonic() + DEAD_HOLDER_WAIT_S
+    while True:
+        if conn.execute(sa.select(sa.func.pg_try_advisory_lock(lock_key(name)))).scalar():
+            return True
+        row = conn.execute(sa.select(locks).where(locks.c.name == name)).first()
+        if (row is None or row.host != socket.gethostname()
+                or Owner.parse(row.owner, row.host, row.pid).alive()
+                or time.monotonic() > deadline):
+            return False
+        time.sleep(0.05)
 
 
 def _holder_row(conn: Connection, name: str) -> Any:
