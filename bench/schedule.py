@@ -91,7 +91,7 @@ def write_profiles(folder: Path, count: int) -> None:
         interests = [TOPICS[i % len(TOPICS)], TOPICS[(i * 7 + 3) % len(TOPICS)]]
         (folder / f"p{i:05d}.yaml").write_text(
             f"version: 1\nemail: p{i:05d}@example.org\nschedule: \"0 7 * * *\"\n"
-            f"timezone: UTC\nformats: [email]\nmax_papers: 10\nmin_score: 0.01\n"
+            f"timezone: UTC\nformats: [email]\nmax_papers: 10\nmin_relevance: 0.0\n"
             f"interests: {json.dumps(list(dict.fromkeys(interests)))}\n", encoding="utf-8")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from .http import HttpClient
 from .ingest import IngestContext, ProgressHook, Source, ingest
 from .mailer import EmlTransport, SmtpSettings, SmtpTransport, Transport
 from .modelstore import LoadedModel, ModelCache, ensure, model_dir, recommender
-from .profiles import Profile, ProfileSet, load_profiles
+from .profiles import MIN_SCORE_DEPRECATED, Profile, ProfileSet, load_profiles
 from .recommend import Ranking
 from .render import Links, Renderer
 from .store import Store
@@ -27,6 +28,8 @@ from .tokens import make_token
 from .types import Recommendation, SourceResult
 
 Clock = Callable[[], dt.datetime]
+
+log = logging.getLogger(__name__)
 
 
 def utc_now() -> dt.datetime:
@@ -57,6 +60,11 @@ class DigestApp:
     def profiles(self, names: Sequence[str] = ()) -> ProfileSet:
         """Profiles of the folder; with `names`, only those (unknown names are errors)."""
         found = load_profiles(self.profiles_dir)
+        keep_names = set(names) or set(found.paths)
+        for profile in found.profiles:
+            if profile.min_score is not None and profile.name in keep_names:
+                log.warning("%s: warning: %s", found.paths[profile.name],
+                            MIN_SCORE_DEPRECATED.format(relevance=profile.min_relevance))
         if not names:
             return found
         missing = [n for n in names if found.get(n) is None and n not in _error_names(found)]

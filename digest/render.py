@@ -516,7 +516,8 @@ def _subject(day: dt.date, items: Sequence[Item]) -> str:
 
 def _preheader(items: Sequence[Item], profile: Profile) -> str:
     if not items:
-        return f"Nothing new scored above {profile.min_score:g} for {profile.name} this time."
+        return (f"Nothing new reached relevance {profile.min_relevance:g} for {profile.name} "
+                "this time.")
     text = "Top pick: " + items[0].title
     if len(items) > 1:
         text += f" — and {len(items) - 1} more"
