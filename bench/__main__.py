@@ -2,10 +2,11 @@
 
     python -m bench [--quick] [--only STAGE[,STAGE]] [--json PATH] [--cache DIR] [--data PATH]
 
-Stages, in order: ingest, fit, scaling, rank, render, smtp, schedule (docs/benchmarks.md says what
-each measures and against which baseline). Each figure is printed beside its baseline, measured in
-the same run, and their ratio, oriented so that above 1 always means ours is faster. Peak MB is the
-largest single process of the figure (or of the stage when the stage does not say).
+Stages, in order: ingest, fit, scaling, rank, render, smtp, web, schedule (docs/benchmarks.md says
+what each measures and against which baseline). Each figure is printed beside its baseline,
+measured in the same run, and their ratio, oriented so that above 1 always means ours is faster.
+Peak MB is the largest single process of the figure (or of the stage when the stage does not
+say).
 
 `--quick` runs small sizes (a 10k-paper corpus, 1-2k profiles, few messages) in 3-5 minutes and
 writes out/bench/results-quick.json unless `--json` says otherwise. `--only` re-runs some stages
@@ -27,7 +28,7 @@ from typing import Any
 
 from bench import common
 
-STAGES = ("ingest", "fit", "scaling", "rank", "render", "smtp", "schedule")
+STAGES = ("ingest", "fit", "scaling", "rank", "render", "smtp", "web", "schedule")
 
 #: Arguments of each stage's script, per mode. "{cache}" is the corpus cache.
 SIZES: dict[str, dict[str, list[str]]] = {
@@ -39,6 +40,7 @@ SIZES: dict[str, dict[str, list[str]]] = {
         "rank": ["--profiles", "10000", "--new", "5000", "--svm", "5"],
         "render": ["--profiles", "10000"],
         "smtp": ["--messages", "1000", "--rounds", "3"],
+        "web": ["--profiles", "10,10000", "--seconds", "5", "--slow", "1000"],
         "schedule": ["--profiles", "10000", "--baseline", "1000"],
     },
     "quick": {
@@ -51,6 +53,7 @@ SIZES: dict[str, dict[str, list[str]]] = {
                  "--new", "1000", "--seeds", "5", "--svm", "2"],
         "render": ["--profiles", "1000", "--sample", "50"],
         "smtp": ["--messages", "200", "--rounds", "3"],
+        "web": ["--profiles", "10,1000", "--seconds", "2", "--slow", "300"],
         "schedule": ["--profiles", "1000", "--baseline", "100"],
     },
 }
@@ -88,7 +91,7 @@ def _ingest_rows(d: dict[str, Any]) -> list[dict[str, Any]]:
 def _fit_rows(d: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         _row(f"fit the model, {p['papers']:,} papers", "s", p["ours"]["seconds"],
-             p["baseline"]["seconds"], "asl TF-IDF", better="lower",
+             p["baseline"]["seconds"], "sklearn fit_transform", better="lower",
              peak_mb=p["ours"]["peak_mb"], baseline_peak_mb=p["baseline"]["peak_mb"])
         for p in d["points"]
     ]
@@ -137,6 +140,26 @@ def _smtp_rows(d: dict[str, Any]) -> list[dict[str, Any]]:
                  "conn/message")]
 
 
+def _web_rows(d: dict[str, Any]) -> list[dict[str, Any]]:
+    points = {(p["server"], p["profiles"]): p for p in d["points"]}
+    rows = []
+    for (server, profiles), ours in points.items():
+        if server != "ours":
+            continue
+        base = points.get(("wsgiref", profiles))
+        rows.append(_row(f"serve a feed, {profiles:,} profiles", "requests/s",
+                         ours["throughput"]["per_s"],
+                         base["throughput"]["per_s"] if base else None, "wsgiref"))
+        if "slow" in ours:
+            slow = ours["slow"]
+            base_slow = base["slow"] if base and "slow" in base else None
+            rows.append(_row(
+                f"answer a feed request while {slow['slow_clients']:,} slow clients hold "
+                f"connections", "s", slow["median_s"] or 0,
+                base_slow["median_s"] if base_slow else None, "wsgiref", better="lower"))
+    return rows
+
+
 def _schedule_rows(d: dict[str, Any]) -> list[dict[str, Any]]:
     base = d["baseline"]
     return [_row(f"daemon: {d['profiles']:,} profiles due at one minute to SMTP, last message "
@@ -146,7 +169,7 @@ def _schedule_rows(d: dict[str, Any]) -> list[dict[str, Any]]:
 
 ROWS: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
     "ingest": _ingest_rows, "fit": _fit_rows, "scaling": _scaling_rows, "rank": _rank_rows,
-    "render": _render_rows, "smtp": _smtp_rows, "schedule": _schedule_rows,
+    "render": _render_rows, "smtp": _smtp_rows, "web": _web_rows, "schedule": _schedule_rows,
 }
 
 

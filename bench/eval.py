@@ -45,6 +45,7 @@ from digest.scoring import (  # noqa: E402
     prune,
     score,
 )
+from digest.shorttext import WEIGHT  # noqa: E402
 from digest.text import clean  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "arxiv_cs_cv_cl_2025-2026.jsonl.gz"
@@ -248,7 +249,7 @@ def keyword_eval(model: TextModel, c: Corpus, pre: list[int], post: list[int],
         {i for i, g in enumerate(post) if re.search(KEYWORDS[n], c.titles[g], re.IGNORECASE)}
         for n in names
     ]
-    queries = model.transform(names)
+    queries = model.transform(names, title_block=False)  # as recommend.py does
     variants: dict[str, sp.csr_matrix] = {
         "plain query": normalize_rows(queries),
         f"plain query, idf^{IDF_POWER}": interest_queries(None, queries, idf=model.idf),
@@ -273,6 +274,49 @@ def keyword_eval(model: TextModel, c: Corpus, pre: list[int], post: list[int],
             ap.append(float((prec * hit).sum() / min(len(rel), 1000)) if rel else 0.0)
         out[name] = {"P@10": float(np.mean(p10)), "P@50": float(np.mean(p50)),
                      "AP@1000": float(np.mean(ap))}
+    return out
+
+
+# -- title-only records ----------------------------------------------------------------------
+
+
+def title_eval(model: TextModel, c: Corpus, pre: list[int], post: list[int],
+               users: list[User], xpre: sp.csr_matrix, xpost: sp.csr_matrix,
+               ) -> dict[str, list[dict[str, Any]]]:
+    """Title-only pseudo-users: the same users, every abstract of seeds and candidates
+    dropped (a reading list exported from a reference manager); the model is the one fitted
+    on the full pre-cut corpus. Rows: words only (before the title block), the model as it is
+    (short texts get the title block, digest.shorttext), and the block given to every paper
+    from its title (per field), on titles and on full texts."""
+    block = model.title_block
+    assert block is not None, "the model is fitted with titles"
+    pre_titles, post_titles = [c.titles[g] for g in pre], [c.titles[g] for g in post]
+    out: dict[str, list[dict[str, Any]]] = {"title_only": [], "full_text": []}
+
+    def add(table: str, method: str, a: sp.csr_matrix, b: sp.csr_matrix,
+            a_idf: np.ndarray[Any, Any]) -> None:
+        top, secs = centroid_top(a, b, users, idf=a_idf)
+        out[table].append({"method": method, **metrics(top, users), "users": len(users),
+                           "s_per_profile": secs / len(users)})
+        print(f"  {table} {method}: {out[table][-1]}", flush=True)
+
+    model.title_block = None
+    words_idf = model.idf
+    tpre, tpost = model.transform(pre_titles), model.transform(post_titles)
+    model.title_block = block
+    add("title_only", "words only (the model before the title block)", tpre, tpost, words_idf)
+    add("title_only", f"**ours: words + title block for short texts (weight {WEIGHT})**",
+        model.transform(pre_titles), model.transform(post_titles), model.idf)
+    add("full_text", "**ours (the title block does not apply: long texts)**", xpre, xpost,
+        model.idf)
+    # Per field: every paper gets its title's n-grams, whatever its length (rejected).
+    every = [(pre_titles, tpre, xpre), (post_titles, tpost, xpost)]
+    joined = [(block.join(t, list(range(len(ts))), ts), block.join(x, list(range(len(ts))), ts))
+              for ts, t, x in every]
+    add("title_only", f"title block on every paper (per field, weight {WEIGHT})",
+        joined[0][0], joined[1][0], model.idf)
+    add("full_text", f"title block on every paper (per field, weight {WEIGHT})",
+        joined[0][1], joined[1][1], model.idf)
     return out
 
 
@@ -372,6 +416,9 @@ def main() -> None:
                     help="the SVM baseline runs on this prefix of the (random) user sample")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--ablations", action="store_true", help="also try feature variants")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="where the JSON results go")
+    ap.add_argument("--ours-only", action="store_true",
+                    help="skip the baselines (a), (a2), (b) and the nearest-seed rows")
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--speed-only", action="store_true",
                     help="only fit the model and time scoring; update 'speed' in the results")
@@ -412,17 +459,22 @@ def main() -> None:
             rows.append({"method": method, **m, "users": len(us), "s_per_profile": secs / n})
         print(f"  {method}: {metrics(top[:n], users[:n])}", flush=True)
 
-    xpre, xpost, _, _ = fit_vectors(PLAIN_PARAMS, pre_texts, post_texts)
-    record("(a) plain TF-IDF centroid", *centroid_top(xpre, xpost, users), len(users))
+    if not args.ours_only:
+        xpre, xpost, _, _ = fit_vectors(PLAIN_PARAMS, pre_texts, post_texts)
+        record("(a) plain TF-IDF centroid", *centroid_top(xpre, xpost, users), len(users))
 
-    xpre, xpost, _, _ = fit_vectors(ASL_PARAMS, pre_texts, post_texts)
-    record("(a2) centroid on arxiv-sanity TF-IDF", *centroid_top(xpre, xpost, users), len(users))
-    if svm_users:
-        top, secs = svm_top(xpre, xpost, svm_users)
-        record("(b) arxiv-sanity-lite LinearSVC", top, secs, len(svm_users))
+        xpre, xpost, _, _ = fit_vectors(ASL_PARAMS, pre_texts, post_texts)
+        record("(a2) centroid on arxiv-sanity TF-IDF", *centroid_top(xpre, xpost, users),
+               len(users))
+        if svm_users:
+            top, secs = svm_top(xpre, xpost, svm_users)
+            record("(b) arxiv-sanity-lite LinearSVC", top, secs, len(svm_users))
 
-    model = TextModel().fit(pre_texts)
-    xpre, xpost = model.transform(pre_texts), model.transform(post_texts)
+    model = TextModel()
+    # As the product fits it: with the titles, for the title block of short texts.
+    xpre = model.fit_transform(pre_texts, total=len(pre_texts),
+                               titles=[c.titles[g] for g in pre])  # = transform(pre_texts)
+    xpost = model.transform(post_texts)
     idf = model.idf
     record(f"(c) ours: centroid, our TF-IDF, query idf^{IDF_POWER}",
            *centroid_top(xpre, xpost, users, idf=idf), len(users))
@@ -431,12 +483,13 @@ def main() -> None:
     for m in (400, 1000):
         record(f"ours (c), query pruned to {m} terms",
                *centroid_top(xpre, xpost, users, idf=idf, max_terms=m), len(users))
-    record(f"ours (c) + nearest seed ({MIX_ALPHA} centroid + {1 - MIX_ALPHA:.1f} max seed)",
-           *mix_top(xpre, xpost, users, idf=idf), len(users))
-    post_authors = [c.authors[g] for g in post]
-    record("ours (c) + nearest seed + followed co-authors (uses author data: not comparable)",
-           *mix_top(xpre, xpost, users, idf=idf, coauthor_boost=0.1,
-                    post_authors=post_authors), len(users))
+    if not args.ours_only:  # minutes of per-user loops
+        record(f"ours (c) + nearest seed ({MIX_ALPHA} centroid + {1 - MIX_ALPHA:.1f} max seed)",
+               *mix_top(xpre, xpost, users, idf=idf), len(users))
+        post_authors = [c.authors[g] for g in post]
+        record("ours (c) + nearest seed + followed co-authors (uses author data: not "
+               "comparable)", *mix_top(xpre, xpost, users, idf=idf, coauthor_boost=0.1,
+                                       post_authors=post_authors), len(users))
 
     ablations: list[dict[str, Any]] = []
     if args.ablations:
@@ -456,11 +509,16 @@ def main() -> None:
             ablations.append({"variant": name, **metrics(top, users), "fit_s": fit_s})
             print(f"  ablation {name}: {ablations[-1]}", flush=True)
 
+    titles = title_eval(model, c, pre, post, users, xpre, xpost)
     kw = keyword_eval(model, c, pre, post, xpre)
     speed_result = None if args.no_speed else speed(sp.vstack([xpre, xpost]).tocsr())
 
     print(f"\n## All methods on the SVM subset ({len(svm_users)} users)\n\n{table(rows_svm)}")
     print(f"\n## Fast methods on all {len(users)} users\n\n{table(rows_all)}")
+    print(f"\n## Title-only records ({len(users)} users: seeds and candidates without "
+          f"abstracts)\n\n{table(titles['title_only'])}")
+    print(f"\n## Full text with the title block ({len(users)} users)\n\n"
+          f"{table(titles['full_text'])}")
     print("\n## Keyword-only interests (30 phrases, abstracts only)\n")
     print("| query | P@10 | P@50 | AP@1000 |\n|---|---|---|---|")
     for name, m in kw.items():
@@ -470,11 +528,12 @@ def main() -> None:
         print(f"\n## Scoring speed\n\n{json.dumps(speed_result, indent=2)}")
     total = time.perf_counter() - t_start
     print(f"\ntotal {total:.0f}s")
-    RESULTS.write_text(json.dumps({
+    args.out.write_text(json.dumps({
         "args": {k: str(v) for k, v in vars(args).items() if k != "speed_child"},
         "tfidf_params": {k: str(v) for k, v in TFIDF_PARAMS.items()},
         "n_features": model.n_features,
         "svm_subset": rows_svm, "all_users": rows_all, "ablations": ablations,
+        "title_only": titles["title_only"], "full_text_title_block": titles["full_text"],
         "keyword_only": kw, "speed": speed_result, "total_s": total,
     }, indent=2) + "\n")
 

@@ -24,7 +24,7 @@ from .profiles import MIN_SCORE_DEPRECATED, Profile, ProfileSet, load_profiles
 from .recommend import Ranking
 from .render import Links, Renderer
 from .store import Store
-from .tokens import make_token
+from .tokens import Keyring
 from .types import Recommendation, SourceResult
 
 Clock = Callable[[], dt.datetime]
@@ -47,6 +47,8 @@ class DigestApp:
     transport: Transport | None = None  # None: from config (SMTP, else .eml files)
     #: Keeps the model loaded between runs (the scheduler); None loads it for each run.
     models: ModelCache | None = None
+    #: Where one-line notices go (why the model is fitted, its progress); None: logging.
+    notice: Callable[[str], None] | None = None
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -79,12 +81,21 @@ class DigestApp:
             {k: v for k, v in found.paths.items() if k in keep},
         )
 
-    def links(self) -> Links:
+    def keyring(self) -> Keyring | None:
+        """The link-signing keys from the environment; None without a current secret."""
         secret = self.config.secret()
+        if not secret:
+            return None
+        return Keyring(secret, self.config.previous_secrets(),
+                       self.config.server.previous_secrets_until)
+
+    def links(self) -> Links:
+        keys = self.keyring()
         base = self.config.server.public_url
-        if not base or not secret:
+        if not base or keys is None:
             return Links(None)
-        return Links(base, lambda profile: make_token(secret, profile))
+        return Links(base, lambda profile: keys.sign(profile, "act"),
+                     lambda profile: keys.sign(profile, "feed"), keys.sign_vote)
 
     def renderer(self) -> Renderer:
         return Renderer(templates_dir=self.config.templates_dir, links=self.links())
@@ -102,8 +113,10 @@ class DigestApp:
 
     def model(self, store: Store, *, force: bool = False) -> LoadedModel:
         if self.models is not None and not force:
-            return self.models.get(store, model_dir(self.out_dir), now=self.clock())
-        return ensure(store, model_dir(self.out_dir), now=self.clock(), force=force)
+            return self.models.get(store, model_dir(self.out_dir), now=self.clock(),
+                                   notify=self.notice)
+        return ensure(store, model_dir(self.out_dir), now=self.clock(), force=force,
+                      notify=self.notice)
 
     # -- jobs ------------------------------------------------------------------------------------
 
@@ -129,6 +142,13 @@ class DigestApp:
             dry_run: bool = False) -> list[RunResult]:
         """Build, render and deliver the due digests of `day` (default today)."""
         day = day or self.clock().date()
+        if self.config.server.public_url and self.keyring() is None and not dry_run:
+            # Mail without its List-Unsubscribe link cannot be taken back: refuse instead.
+            raise DigestError(
+                f"server.public_url is set but the secret that signs its links is not: set "
+                f"the environment variable {self.config.server.secret_env} (as `digest serve` "
+                f"has it), or remove public_url to send digests without links; nothing was sent"
+            )
         with self.open_store() as store, contextlib.ExitStack() as stack:
             if not dry_run:
                 stack.enter_context(store.locked("run", now=self.clock()))

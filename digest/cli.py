@@ -67,7 +67,13 @@ def main(ctx: click.Context, db_url: str | None, config_path: str | None,
         config = load_config(config_path)
     except ConfigError as exc:
         _fail(str(exc))
-    ctx.obj = DigestApp(config, db_url or config.database, profiles_dir or config.profiles_dir)
+    ctx.obj = DigestApp(config, db_url or config.database, profiles_dir or config.profiles_dir,
+                        notice=_notice)
+
+
+def _notice(line: str) -> None:
+    """A one-line notice of the library (a model fit and its progress) on stderr."""
+    click.echo(f"digest: {line}", err=True)
 
 
 @contextmanager
@@ -365,11 +371,11 @@ def serve_command(app: DigestApp, host: str | None, port: int | None) -> None:
     """
     import logging
 
-    from .server import serve
+    from .web import serve
 
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    server_log = logging.getLogger("digest.server")
+    server_log = logging.getLogger("digest.web")
     server_log.addHandler(handler)
     server_log.setLevel(logging.INFO)
 
@@ -387,7 +393,7 @@ def unsubscribe_command(app: DigestApp, profile: str) -> None:
 
     Runs skip the profile until `digest resubscribe PROFILE`; its feeds stay available.
     """
-    from .server import set_subscribed
+    from .web import set_subscribed
 
     try:
         changed = set_subscribed(app, profile, False)
@@ -403,7 +409,7 @@ def unsubscribe_command(app: DigestApp, profile: str) -> None:
 @click.pass_obj
 def resubscribe_command(app: DigestApp, profile: str) -> None:
     """Send PROFILE its digests again after it unsubscribed."""
-    from .server import set_subscribed
+    from .web import set_subscribed
 
     try:
         changed = set_subscribed(app, profile, True)

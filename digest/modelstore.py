@@ -3,10 +3,16 @@
 The model (vectorizer, and the vectors of the corpus it was fitted on) is saved under
 ``<out_dir>/model/``. Refit policy, checked before each ranking:
 
-- no saved model, or one of an older format: fit;
+- no saved model, one of another format or pickled by another scikit-learn, one fitted on
+  another store (each store has an id, `Store.store_id`, which the model records), or one fitted
+  on more papers than the store holds: fit, whatever `allow_refit` says: such a model is never
+  used;
 - the store holds `REFIT_GROWTH` (20%) more papers than the model was fitted on, or the model is
   older than `REFIT_DAYS` (30 days): fit again, so new vocabulary (a new method's name) counts;
 - ``digest model refit``: fit now.
+
+Every fit says why on one line, then reports its progress (rate-limited) through `notify` (the
+command line prints it on stderr; without one it is logged on ``digest.model``).
 
 Between refits new papers are scored with the saved vocabulary; a term the model has never seen
 simply does not count, which is why growth triggers a refit.
@@ -15,7 +21,9 @@ simply does not count, which is why growth triggers a refit.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,8 +34,17 @@ import scipy.sparse as sp
 
 from .errors import StoreLockedError
 from .model import ModelError, TextModel
-from .recommend import Recommender, paper_text
+from .recommend import Recommender
 from .store import Store
+from .tfidf import WorkerError
+
+#: Where a fit's lines go: one line of text each.
+Notify = Callable[[str], None]
+
+#: Seconds between two progress lines of a fit.
+PROGRESS_INTERVAL = 2.0
+
+log = logging.getLogger("digest.model")
 
 REFIT_GROWTH = 0.2
 REFIT_DAYS = 30
@@ -49,63 +66,138 @@ def model_dir(out_dir: str | Path) -> Path:
     return Path(out_dir) / "model"
 
 
-def fit(store: Store, directory: Path, *, now: dt.datetime) -> LoadedModel:
-    """Fit a model on every paper in the store and save it with the corpus vectors."""
+class FitProgress:
+    """Progress lines of one fit: the first line at once, then at most one per `interval`
+    seconds, and the last one (what was fitted, how long it took)."""
+
+    def __init__(self, notify: Notify | None, *, interval: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.notify: Notify = notify or log.info
+        self.interval = PROGRESS_INTERVAL if interval is None else interval
+        self.clock = clock
+        self.started = self.last = clock()
+
+    def line(self, text: str) -> None:
+        self.notify(text)
+        self.last = self.clock()
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if self.clock() - self.last >= self.interval:
+            self.line(f"fitting the text model: {stage}, {done:,} of {total:,} papers")
+
+    def finished(self, model: TextModel) -> None:
+        self.line(f"fitted the text model on {model.n_docs:,} papers, {model.n_features:,} "
+                  f"terms, in {self.clock() - self.started:.1f} s")
+
+
+def fit(store: Store, directory: Path, *, now: dt.datetime, notify: Notify | None = None,
+        reason: str | None = None) -> LoadedModel:
+    """Fit a model on every paper in the store and save it with the corpus vectors; one line
+    (saying `reason`, when given), then progress lines, go to `notify`."""
+    total = store.info().papers
+    progress = FitProgress(notify)
+    because = f" ({reason})" if reason else ""
+    progress.line(f"fitting the text model on {total:,} papers{because}")
     pids: list[int] = []
-    texts: list[str] = []
-    for paper in store.iter_papers():
-        pids.append(paper.pid)
-        texts.append(paper_text(paper))
-    if not texts:
-        raise ModelError(f"{store.url}: the store has no papers to fit a text model on; "
-                         "ingest some first")
-    model = TextModel().fit(texts, now=now)
-    corpus = model.transform(texts)
+    titles: list[str] = []  # for the title block of short texts (digest.shorttext)
+
+    def texts() -> Iterator[str]:
+        for pid, title, abstract in store.iter_texts():
+            pids.append(pid)
+            titles.append(title)
+            yield f"{title} {abstract}"  # as recommend.paper_text
+
+    model = TextModel()
+    try:
+        corpus = model.fit_transform(texts(), now=now, progress=progress, total=total,
+                                     titles=titles)
+    except WorkerError as exc:
+        progress.line(f"{exc}; fitting again in this process alone")
+        pids.clear()
+        titles.clear()
+        corpus = model.fit_transform(texts(), now=now, progress=progress, total=total,
+                                     workers=1, titles=titles)
+    except ModelError:
+        if not pids:
+            raise ModelError(f"{store.url}: the store has no papers to fit a text model on; "
+                             "ingest some first") from None
+        raise
+    model.store_id = store.store_id
     corpus_pids = np.array(pids, dtype=np.int64)
     directory.mkdir(parents=True, exist_ok=True)
     model.save(directory)
     sp.save_npz(directory / "corpus.npz", corpus, compressed=False)
     np.save(directory / "corpus_pids.npy", corpus_pids)
+    progress.finished(model)
     return LoadedModel(model, corpus, corpus_pids)
+
+
+def _foreign(model: TextModel, store: Store, papers_now: int) -> str | None:
+    """Why a saved model cannot be used on `store` at all, or None."""
+    if model.store_id != store.store_id:
+        return (f"the saved model was fitted on another store (id {model.store_id}, "
+                f"this one is {store.store_id})")
+    if papers_now < model.n_docs:
+        return (f"the saved model was fitted on {model.n_docs:,} papers, the store holds "
+                f"{papers_now:,}")
+    return None
 
 
 def _stale(model: TextModel, papers_now: int, now: dt.datetime) -> str | None:
     if papers_now >= model.n_docs * (1 + REFIT_GROWTH):
-        return f"the store grew from {model.n_docs} to {papers_now} papers"
+        return f"the store grew from {model.n_docs:,} to {papers_now:,} papers"
     if model.fitted_at and now - model.fitted_at > dt.timedelta(days=REFIT_DAYS):
         return f"the model is older than {REFIT_DAYS} days"
     return None
 
 
-def ensure(store: Store, directory: Path, *, now: dt.datetime, force: bool = False,
-           allow_refit: bool = True) -> LoadedModel:
-    """The current model: loaded, or fitted when the refit policy (module docstring) says so."""
-    reason: str | None = "asked to refit" if force else None
-    loaded: LoadedModel | None = None
-    if reason is None:
-        loaded, reason = _load(store, directory, now=now, allow_refit=allow_refit)
-    if reason is None and loaded is not None:
-        return loaded
-    result, fitted = _fit_alone(store, directory, now=now, recheck=not force and allow_refit)
-    result.fitted_because = reason if fitted else None
-    return result
-
-
-def _load(store: Store, directory: Path, *, now: dt.datetime,
-          allow_refit: bool = True) -> tuple[LoadedModel | None, str | None]:
-    """The saved model, and why it must be fitted again (None: it need not)."""
+def _load(directory: Path) -> tuple[LoadedModel | None, str | None]:
+    """The saved model, or why there is none to use."""
+    if not (directory / "meta.json").exists():
+        return None, "no saved model yet"
     try:
         model = TextModel.load(directory)
         corpus = sp.csr_matrix(sp.load_npz(directory / "corpus.npz"), dtype=np.float32)
         pids = np.load(directory / "corpus_pids.npy")
     except (ModelError, OSError, ValueError) as exc:
-        return None, f"no usable model ({exc})"
-    loaded = LoadedModel(model, corpus, pids)
-    return loaded, _stale(model, store.info().papers, now) if allow_refit else None
+        return None, f"the saved model is unusable: {exc}"
+    if corpus.shape != (model.n_docs, model.n_features) or len(pids) != model.n_docs:
+        # A fit interrupted between writing its files: the parts are of different fits.
+        return None, "the saved model's files do not belong together"
+    return LoadedModel(model, corpus, pids), None
 
 
-def _fit_alone(store: Store, directory: Path, *, now: dt.datetime,
-               recheck: bool) -> tuple[LoadedModel, bool]:
+def ensure(store: Store, directory: Path, *, now: dt.datetime, force: bool = False,
+           allow_refit: bool = True, notify: Notify | None = None) -> LoadedModel:
+    """The current model: loaded, or fitted when the refit policy (module docstring) says so.
+    `allow_refit` False keeps a usable model however stale; a foreign one is still refitted."""
+    reason: str | None = "asked to refit" if force else None
+    loaded: LoadedModel | None = None
+    if reason is None:
+        loaded, reason = _check(store, directory, now=now, allow_refit=allow_refit)
+    if reason is None and loaded is not None:
+        return loaded
+    result, fitted = _fit_alone(store, directory, now=now, notify=notify, reason=reason,
+                                recheck=not force, allow_refit=allow_refit)
+    result.fitted_because = reason if fitted else None
+    return result
+
+
+def _check(store: Store, directory: Path, *, now: dt.datetime,
+           allow_refit: bool) -> tuple[LoadedModel | None, str | None]:
+    """The saved model, and why it must be fitted again (None: it need not)."""
+    loaded, reason = _load(directory)
+    if loaded is not None:
+        papers_now = store.info().papers
+        reason = _foreign(loaded.model, store, papers_now)
+        if reason is None and allow_refit:
+            reason = _stale(loaded.model, papers_now, now)
+    return loaded, reason
+
+
+def _fit_alone(store: Store, directory: Path, *, now: dt.datetime, notify: Notify | None,
+               reason: str | None, recheck: bool,
+               allow_refit: bool) -> tuple[LoadedModel, bool]:
     """Fit under the store's ``model`` lock, so that two processes never fit (and write the
     same files) at once. One that finds another fitting waits for it, then uses its model
     when that one is now good enough (`recheck`). Also says whether it fitted."""
@@ -115,10 +207,10 @@ def _fit_alone(store: Store, directory: Path, *, now: dt.datetime,
         try:
             with store.locked("model", now=now):
                 if waited and recheck:
-                    loaded, reason = _load(store, directory, now=now)
-                    if loaded is not None and reason is None:
+                    loaded, still = _check(store, directory, now=now, allow_refit=allow_refit)
+                    if loaded is not None and still is None:
                         return loaded, False
-                return fit(store, directory, now=now), True
+                return fit(store, directory, now=now, notify=notify, reason=reason), True
         except StoreLockedError:
             if time.monotonic() > deadline:
                 raise
@@ -141,12 +233,15 @@ class ModelCache:
         self._loaded: LoadedModel | None = None
         self._loads = 0
 
-    def get(self, store: Store, directory: Path, *, now: dt.datetime) -> LoadedModel:
+    def get(self, store: Store, directory: Path, *, now: dt.datetime,
+            notify: Notify | None = None) -> LoadedModel:
         loaded = self._loaded
-        if (loaded is not None and self._mark == _files_mark(directory)
-                and _stale(loaded.model, store.info().papers, now) is None):
-            return LoadedModel(loaded.model, loaded.corpus, loaded.corpus_pids)
-        loaded = ensure(store, directory, now=now)
+        if loaded is not None and self._mark == _files_mark(directory):
+            papers_now = store.info().papers
+            if (_foreign(loaded.model, store, papers_now) is None
+                    and _stale(loaded.model, papers_now, now) is None):
+                return LoadedModel(loaded.model, loaded.corpus, loaded.corpus_pids)
+        loaded = ensure(store, directory, now=now, notify=notify)
         self._loaded, self._mark = loaded, _files_mark(directory)
         self._loads += 1
         return loaded

@@ -203,3 +203,28 @@ def test_every_command_has_help(command: str | None) -> None:
     assert result.stdout.startswith("Usage: ")
     assert cmd.help
     assert cmd.help.splitlines()[0] in result.stdout
+
+
+# --- the model -------------------------------------------------------------------------------
+
+
+def test_the_first_rank_says_it_fits_the_model(db: str, monkeypatch: pytest.MonkeyPatch,
+                                               ) -> None:
+    from digest import modelstore
+
+    profiles = Path(__file__).resolve().parents[1] / "profiles"
+    monkeypatch.setattr(modelstore, "PROGRESS_INTERVAL", 0.0)  # every step, however fast
+    assert invoke("--db", db, "ingest", "sample").exit_code == 0
+    rank = ("--db", db, "--profiles", str(profiles), "rank", "--until", "2026-07-01", "--json")
+
+    first = invoke(*rank)
+
+    assert first.exit_code == 0, first.stderr
+    lines = first.stderr.splitlines()
+    assert lines[0] == "digest: fitting the text model on 483 papers (no saved model yet)"
+    assert "digest: fitting the text model: reading and tokenizing, 483 of 483 papers" in lines
+    assert any(line.startswith("digest: fitting the text model: vectorizing") for line in lines)
+    assert lines[-1].startswith("digest: fitted the text model on 483 papers")
+    assert first.stdout  # the rankings themselves, on stdout only
+    second = invoke(*rank)
+    assert "fitting" not in second.stderr and second.stdout == first.stdout

@@ -271,7 +271,7 @@ class Recommender:
         texts = [t for plan in plans for t in plan.texts]
         text_vectors = None
         if any(texts):
-            text_vectors = self.model.transform(texts)
+            text_vectors = self.model.transform(texts, title_block=False)
             has_seeds = np.diff(seed_offsets) > 0
             text_only = np.flatnonzero(~has_seeds & (text_vectors.getnnz(axis=1) > 0))
             if len(text_only) and batch.corpus_prepared is not None:
@@ -297,7 +297,7 @@ class Recommender:
                    seed_row: Mapping[int, int]) -> tuple[sp.csr_matrix, npt.NDArray[np.int64]]:
         """Rows that push papers down: each avoided term, each disliked paper (weighted)."""
         texts = [term for plan in plans for term in plan.profile.avoid]
-        avoid = self.model.transform(texts) if texts else None
+        avoid = self.model.transform(texts, title_block=False) if texts else None
         parts: list[sp.csr_matrix] = []
         counts: list[int] = []
         a = 0

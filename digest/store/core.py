@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from .schema import (
     MIGRATIONS,
     deliveries,
     http_cache,
+    meta,
     paper_sources,
     papers,
     schema_version,
@@ -136,6 +138,14 @@ class Store(LedgerMixin, LockMixin):
                     migration(conn)
                     conn.execute(schema_version.delete())
                     conn.execute(schema_version.insert().values(version=number))
+                # A store without an id (new, or made before ids existed) gets one now; two
+                # processes opening it at once both try, and the first one's id stays. Looked up
+                # first, so that opening a store is no write once it has its id.
+                has_id = conn.execute(
+                    sa.select(meta.c.key).where(meta.c.key == "store_id")).first()
+                if has_id is None:
+                    conn.execute(_insert_ignore(conn, meta),
+                                 [{"key": "store_id", "value": uuid.uuid4().hex}])
 
     # -- transactions ------------------------------------------------------------------------
 
@@ -154,6 +164,30 @@ class Store(LedgerMixin, LockMixin):
             version = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
             count = conn.execute(sa.select(sa.func.count()).select_from(papers)).scalar()
         return StoreInfo(self.url, int(version or 0), int(count or 0))
+
+    def meta(self, key: str) -> str | None:
+        """A fact about the store (see `schema.meta`), or None."""
+        with self._errors(), self.engine.connect() as conn:
+            value = conn.execute(sa.select(meta.c.value).where(meta.c.key == key)).scalar()
+        return None if value is None else str(value)
+
+    @property
+    def store_id(self) -> str:
+        """The store's identity, written when it was created (or first opened by a digest
+        that knows ids); a saved text model records it."""
+        value = self.meta("store_id")
+        if value is None:  # _migrate writes it; only a hand-edited database lacks it
+            raise StoreError(f"{self.url}: the store has no id (table meta); reopen it")
+        return value
+
+    def iter_texts(self, *, batch: int = 5000) -> Iterator[tuple[int, str, str]]:
+        """(pid, title, abstract) of every paper in pid order, streamed: what a model fit
+        reads, without building whole papers (authors, dates) it does not need."""
+        query = sa.select(papers.c.pid, papers.c.title, papers.c.abstract).order_by(papers.c.pid)
+        with self._errors(), self.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=batch).execute(query)
+            for row in result:
+                yield int(row.pid), str(row.title), str(row.abstract)
 
     def get_paper(self, ref: str) -> Paper | None:
         """A paper by key (arXiv id without version, other id as given, ``title:...``)."""

@@ -121,6 +121,16 @@ locks = sa.Table(
     sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+#: Facts about the store itself, one value per key: ``store_id`` (a random id written when the
+#: store is created or first opened by a digest that knows it), which a saved text model records
+#: so that it is never used on another store.
+meta = sa.Table(
+    "meta",
+    metadata,
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
 schema_version = sa.Table(
     "schema_version",
     metadata,
@@ -141,4 +151,26 @@ def _migration_2(conn: Connection) -> None:
         table.create(conn)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2]
+def _migration_3(conn: Connection) -> None:
+    # The store's own facts (its id); `Store._migrate` writes the id.
+    meta.create(conn)
+
+
+def _migration_4(conn: Connection) -> None:
+    # Titles are normalized more tolerantly (hyphenation, spacing, a few abbreviations; see
+    # text.normalize_title): recompute the stored ones so that old rows match new records.
+    # Keys of title-only papers ("title:<hash>") stay: lookups go by norm_title.
+    from ..text import normalize_title
+
+    table = sa.table("papers", sa.column("pid"), sa.column("title"), sa.column("norm_title"))
+    rows = conn.execute(sa.select(table.c.pid, table.c.title, table.c.norm_title)).all()
+    changed = [{"p": pid, "n": norm} for pid, title, old in rows
+               if (norm := normalize_title(title, cleaned=True)) != old]
+    if changed:
+        conn.execute(table.update().where(table.c.pid == sa.bindparam("p"))
+                     .values(norm_title=sa.bindparam("n")), changed)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [
+    _migration_1, _migration_2, _migration_3, _migration_4,
+]
