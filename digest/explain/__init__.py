@@ -398,8 +398,7 @@ def _thinned(row: npt.NDArray[np.float32], j: int, candidates: Candidates, limit
             return None, True
         if chosen:
             sims = np.asarray((vectors[chosen] @ vectors[int(k)].T).todense()).ravel()
-            pair = sp.csr_matrix(sp.vstack([vectors[chosen], vectors[int(k)]]))
-            limits = duplicate_thresholds(pair)[-1, :-1]
+            limits = duplicate_thresholds(candidates.short[[*chosen, int(k)]])[-1, :-1]
             best = int(np.argmax(sims - limits))
             if sims[best] > limits[best]:
                 if k == j:
