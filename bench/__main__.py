@@ -2,10 +2,11 @@
 
     python -m bench [--quick] [--only STAGE[,STAGE]] [--json PATH] [--cache DIR] [--data PATH]
 
-Stages, in order: ingest, fit, scaling, rank, render, smtp, web (docs/benchmarks.md says what each
-measures and against which baseline). Each figure is printed beside its baseline, measured in the
-same run, and their ratio, oriented so that above 1 always means ours is faster. Peak MB is the
-largest single process of the figure (or of the stage when the stage does not say).
+Stages, in order: ingest, fit, scaling, rank, render, smtp, web, schedule (docs/benchmarks.md says
+what each measures and against which baseline). Each figure is printed beside its baseline,
+measured in the same run, and their ratio, oriented so that above 1 always means ours is faster.
+Peak MB is the largest single process of the figure (or of the stage when the stage does not
+say).
 
 `--quick` runs small sizes (a 10k-paper corpus, 1-2k profiles, few messages) in 3-5 minutes and
 writes out/bench/results-quick.json unless `--json` says otherwise. `--only` re-runs some stages
@@ -27,7 +28,7 @@ from typing import Any
 
 from bench import common
 
-STAGES = ("ingest", "fit", "scaling", "rank", "render", "smtp", "web")
+STAGES = ("ingest", "fit", "scaling", "rank", "render", "smtp", "web", "schedule")
 
 #: Arguments of each stage's script, per mode. "{cache}" is the corpus cache.
 SIZES: dict[str, dict[str, list[str]]] = {
@@ -40,6 +41,7 @@ SIZES: dict[str, dict[str, list[str]]] = {
         "render": ["--profiles", "10000"],
         "smtp": ["--messages", "1000", "--rounds", "3"],
         "web": ["--profiles", "10,10000", "--seconds", "5", "--slow", "1000"],
+        "schedule": ["--profiles", "10000", "--baseline", "1000"],
     },
     "quick": {
         "ingest": ["--limit", "10000"],
@@ -52,6 +54,7 @@ SIZES: dict[str, dict[str, list[str]]] = {
         "render": ["--profiles", "1000", "--sample", "50"],
         "smtp": ["--messages", "200", "--rounds", "3"],
         "web": ["--profiles", "10,1000", "--seconds", "2", "--slow", "300"],
+        "schedule": ["--profiles", "1000", "--baseline", "100"],
     },
 }
 #: Stages whose script reads the shared file (and takes --data).
@@ -157,9 +160,16 @@ def _web_rows(d: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _schedule_rows(d: dict[str, Any]) -> list[dict[str, Any]]:
+    base = d["baseline"]
+    return [_row(f"daemon: {d['profiles']:,} profiles due at one minute to SMTP, last message "
+                 f"after {d['seconds']:.0f} s", "digests/s", d["per_s"], base["per_s"],
+                 f"per-profile jobs, {base['profiles']:,}")]
+
+
 ROWS: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
     "ingest": _ingest_rows, "fit": _fit_rows, "scaling": _scaling_rows, "rank": _rank_rows,
-    "render": _render_rows, "smtp": _smtp_rows, "web": _web_rows,
+    "render": _render_rows, "smtp": _smtp_rows, "web": _web_rows, "schedule": _schedule_rows,
 }
 
 

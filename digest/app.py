@@ -19,7 +19,7 @@ from .errors import DigestError
 from .http import HttpClient
 from .ingest import IngestContext, ProgressHook, Source, ingest
 from .mailer import EmlTransport, SmtpSettings, SmtpTransport, Transport
-from .modelstore import LoadedModel, ensure, model_dir, recommender
+from .modelstore import LoadedModel, ModelCache, ensure, model_dir, recommender
 from .profiles import MIN_SCORE_DEPRECATED, Profile, ProfileSet, load_profiles
 from .recommend import Ranking
 from .render import Links, Renderer
@@ -47,6 +47,8 @@ class DigestApp:
     transport: Transport | None = None  # None: from config (SMTP, else .eml files)
     #: The HTTP client for arXiv and Hugging Face; tests give one with a fake transport.
     http_factory: Callable[[], HttpClient] | None = None
+    #: Keeps the model loaded between runs (the scheduler); None loads it for each run.
+    models: ModelCache | None = None
     #: Where one-line notices go (why the model is fitted, its progress); None: logging.
     notice: Callable[[str], None] | None = None
 
@@ -115,6 +117,9 @@ class DigestApp:
         ))
 
     def model(self, store: Store, *, force: bool = False) -> LoadedModel:
+        if self.models is not None and not force:
+            return self.models.get(store, model_dir(self.out_dir), now=self.clock(),
+                                   notify=self.notice)
         return ensure(store, model_dir(self.out_dir), now=self.clock(), force=force,
                       notify=self.notice)
 
@@ -124,7 +129,7 @@ class DigestApp:
                progress: ProgressHook | None = None) -> list[SourceResult]:
         now = self.clock()
         http = self.http()
-        with self.open_store() as store, http:
+        with self.open_store() as store, http, store.locked("ingest", now=now):
             ctx = IngestContext(now=now, today=today or now.date(), http=http, store=store)
             return ingest(store, sources, ctx, progress=progress)
 

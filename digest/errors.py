@@ -46,6 +46,11 @@ class StoreLockedError(StoreError):
     """Another process holds the database (or a named lock in it) and we may not wait."""
 
 
+class StoreConflictError(StoreError):
+    """Another process wrote the same thing at the same time (a unique key, a serialization
+    failure, a deadlock): nothing of this transaction was written."""
+
+
 class ConfigError(DigestError, ValueError):
     """The configuration file has an unknown key or a bad value (message names file:line: key)."""
 

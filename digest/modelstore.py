@@ -26,11 +26,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from .errors import StoreLockedError
 from .model import ModelError, TextModel
 from .recommend import Recommender
 from .store import Store
@@ -46,6 +48,9 @@ log = logging.getLogger("digest.model")
 
 REFIT_GROWTH = 0.2
 REFIT_DAYS = 30
+#: How long a process waits for another one's fit before it gives up (a fit of the whole
+#: corpus takes minutes).
+FIT_WAIT_S = 30 * 60
 
 
 @dataclass
@@ -169,19 +174,88 @@ def ensure(store: Store, directory: Path, *, now: dt.datetime, force: bool = Fal
     reason: str | None = "asked to refit" if force else None
     loaded: LoadedModel | None = None
     if reason is None:
-        loaded, reason = _load(directory)
-        if loaded is not None:
-            papers_now = store.info().papers
-            reason = _foreign(loaded.model, store, papers_now)
-            if reason is None and allow_refit:
-                reason = _stale(loaded.model, papers_now, now)
+        loaded, reason = _check(store, directory, now=now, allow_refit=allow_refit)
     if reason is None and loaded is not None:
         return loaded
-    fitted = fit(store, directory, now=now, notify=notify, reason=reason)
-    fitted.fitted_because = reason
-    return fitted
+    result, fitted = _fit_alone(store, directory, now=now, notify=notify, reason=reason,
+                                recheck=not force, allow_refit=allow_refit)
+    result.fitted_because = reason if fitted else None
+    return result
+
+
+def _check(store: Store, directory: Path, *, now: dt.datetime,
+           allow_refit: bool) -> tuple[LoadedModel | None, str | None]:
+    """The saved model, and why it must be fitted again (None: it need not)."""
+    loaded, reason = _load(directory)
+    if loaded is not None:
+        papers_now = store.info().papers
+        reason = _foreign(loaded.model, store, papers_now)
+        if reason is None and allow_refit:
+            reason = _stale(loaded.model, papers_now, now)
+    return loaded, reason
+
+
+def _fit_alone(store: Store, directory: Path, *, now: dt.datetime, notify: Notify | None,
+               reason: str | None, recheck: bool,
+               allow_refit: bool) -> tuple[LoadedModel, bool]:
+    """Fit under the store's ``model`` lock, so that two processes never fit (and write the
+    same files) at once. One that finds another fitting waits for it, then uses its model
+    when that one is now good enough (`recheck`). Also says whether it fitted."""
+    deadline = time.monotonic() + FIT_WAIT_S
+    waited = False
+    while True:
+        try:
+            with store.locked("model", now=now):
+                if waited and recheck:
+                    loaded, still = _check(store, directory, now=now, allow_refit=allow_refit)
+                    if loaded is not None and still is None:
+                        return loaded, False
+                return fit(store, directory, now=now, notify=notify, reason=reason), True
+        except StoreLockedError:
+            if time.monotonic() > deadline:
+                raise
+            waited = True
+            time.sleep(1.0)
 
 
 def recommender(store: Store, loaded: LoadedModel, *, first_digest_days: int) -> Recommender:
     return Recommender(store, loaded.model, first_digest_days=first_digest_days,
                        corpus=loaded.corpus, corpus_pids=loaded.corpus_pids)
+
+
+class ModelCache:
+    """Keeps the model loaded between runs of one process (the scheduler's batches): it is
+    loaded again only when its files changed (another process refitted it) or the refit policy
+    says so (then fitted, as `ensure` does)."""
+
+    def __init__(self) -> None:
+        self._mark: tuple[Any, ...] | None = None
+        self._loaded: LoadedModel | None = None
+        self._loads = 0
+
+    def get(self, store: Store, directory: Path, *, now: dt.datetime,
+            notify: Notify | None = None) -> LoadedModel:
+        loaded = self._loaded
+        if loaded is not None and self._mark == _files_mark(directory):
+            papers_now = store.info().papers
+            if (_foreign(loaded.model, store, papers_now) is None
+                    and _stale(loaded.model, papers_now, now) is None):
+                return LoadedModel(loaded.model, loaded.corpus, loaded.corpus_pids)
+        loaded = ensure(store, directory, now=now, notify=notify)
+        self._loaded, self._mark = loaded, _files_mark(directory)
+        self._loads += 1
+        return loaded
+
+    @property
+    def loads(self) -> int:
+        """How often it loaded or fitted (for tests and benchmarks)."""
+        return self._loads
+
+
+def _files_mark(directory: Path) -> tuple[Any, ...]:
+    """The model files' names, sizes and modification times: a refit changes them."""
+    try:
+        return (directory, tuple(sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns)
+                                        for f in directory.iterdir() if f.is_file())))
+    except OSError:
+        return (directory,)

@@ -27,7 +27,8 @@ from digest.cli import main
 #: What a fork server should import before forking workers: the modules a run needs (some are
 #: imported lazily), by names importable from anywhere (the fork server of Python 3.11 does not
 #: see the tests folder on its path, and skips a module it cannot import without a word).
-PRELOAD = ["digest.cli", "digest.render_feeds", "sqlalchemy.dialects.sqlite"]
+PRELOAD = ["digest.cli", "digest.render_feeds", "sqlalchemy.dialects.sqlite",
+           "sqlalchemy.dialects.postgresql.psycopg"]
 
 #: Where the fork server can be used (POSIX): for ``pytest.mark.skipif``.
 HAS_FORK_SERVER = "forkserver" in multiprocessing.get_all_start_methods()

@@ -35,6 +35,7 @@ from pathlib import Path
 import crash_worker
 import pytest
 from smtp_server import RecordingServer
+from stores import Backend, Sample
 
 from digest.app import DigestApp
 from digest.cli import sample_path
@@ -92,12 +93,12 @@ def read(server: RecordingServer) -> list[Received]:
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def template(tmp_path_factory: pytest.TempPathFactory, module_backend: Backend) -> Sample:
     """The sample papers, a fitted model (at the real clock, as the worker's `digest run` has)
     and the profiles, each following two of the topics."""
     root = tmp_path_factory.mktemp("crash")
-    app = DigestApp(Config(out_dir=str(root / "out")), f"sqlite:///{root}/digest.sqlite",
-                    str(root / "profiles"))
+    url = module_backend.new_url(root)
+    app = DigestApp(Config(out_dir=str(root / "out")), url, str(root / "profiles"))
     (result,) = app.ingest([FileSource(sample_path(), "jsonl")], today=DAY)
     assert result.new == 483
     with app.open_store() as store:
@@ -109,7 +110,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
             f"version: 1\nemail: {name}@example.org\nformats: [email, markdown]\n"
             f"max_papers: 4\nmin_relevance: 1.0\n"
             f"interests: {json.dumps(list(dict.fromkeys(interests)))}\n", encoding="utf-8")
-    return root
+    return Sample(root, url)
 
 
 def config_file(root: Path, port: int) -> Path:
@@ -125,10 +126,10 @@ def config_file(root: Path, port: int) -> Path:
     return path
 
 
-def crash(root: Path, server: RecordingServer, rng: random.Random,
+def crash(root: Path, url: str, server: RecordingServer, rng: random.Random,
           context: multiprocessing.context.ForkServerContext) -> str:
     """Start `digest run` and SIGKILL it at a random point; say where it was killed."""
-    argv = ["--db", f"sqlite:///{root}/digest.sqlite", "--config",
+    argv = ["--db", url, "--config",
             str(config_file(root, server.port)), "--profiles", str(root / "profiles"),
             "run", "--date", DAY.isoformat(), "--json"]
     log = root / "worker.log"
@@ -151,19 +152,19 @@ def crash(root: Path, server: RecordingServer, rng: random.Random,
     return where
 
 
-def finish(root: Path, server: RecordingServer) -> list[str]:
+def finish(root: Path, url: str, server: RecordingServer) -> list[str]:
     """Run the day to its end in this process, as the next scheduled run would."""
     settings = SmtpSettings(server.host, server.port, security="none", timeout=5.0, retries=3,
                             backoff=0.001)
-    app = DigestApp(Config(out_dir=str(root / "out")), f"sqlite:///{root}/digest.sqlite",
-                    str(root / "profiles"), transport=SmtpTransport(settings))
+    app = DigestApp(Config(out_dir=str(root / "out")), url, str(root / "profiles"),
+                    transport=SmtpTransport(settings))
     profiles = load_profiles(root / "profiles").profiles
     return [r.status for r in app.run(profiles, day=DAY)]
 
 
-def check(root: Path, received: list[Received]) -> int:
+def check(url: str, received: list[Received]) -> int:
     """Assert that the ledger and the server agree; return how many duplicates arrived."""
-    with Store.open(f"sqlite:///{root}/digest.sqlite") as store:
+    with Store.open(url) as store:
         deliveries = {name: store.get_delivery(name, DAY.isoformat()) for name in PROFILES}
         sent_pids = {name: store.sent_pids(name) for name in PROFILES}
     done = {name: d for name, d in deliveries.items() if d is not None}
@@ -202,24 +203,26 @@ def forkserver() -> Iterator[multiprocessing.context.ForkServerContext]:
 @pytest.mark.skipif(not crash_worker.HAS_FORK_SERVER,
                     reason="needs the forkserver start method (POSIX)")
 def test_a_run_killed_at_random_points_loses_and_doubles_nothing(
-    forkserver: multiprocessing.context.ForkServerContext, template: Path, tmp_path: Path
+    forkserver: multiprocessing.context.ForkServerContext, template: Sample, tmp_path: Path,
+    store_backend: Backend,
 ) -> None:
     rng = random.Random(SEED)
     outcomes = []
     with RecordingServer(delay=DELAY) as server:
         for i in range(ITERATIONS):
             root = tmp_path / f"run{i}"
-            shutil.copytree(template, root)
+            shutil.copytree(template.root, root)
+            url = store_backend.clone(template.url, root)
             with server.lock:
                 server.messages.clear()
             server.delay = DELAY
-            where = crash(root, server, rng, forkserver)
+            where = crash(root, url, server, rng, forkserver)
             before = len(server.messages)
             server.delay = 0
-            statuses = finish(root, server)
+            statuses = finish(root, url, server)
             assert set(statuses) <= {"sent", "empty", "skipped"}, statuses
 
-            duplicates = check(root, read(server))
+            duplicates = check(url, read(server))
 
             assert duplicates <= 1, f"one crash, {duplicates} duplicates ({where})"
             outcomes.append((where, before, len(server.messages), duplicates))

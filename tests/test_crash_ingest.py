@@ -21,14 +21,12 @@ makes it 50 over a larger pool, ``DIGEST_CRASH_ITERATIONS=N`` N.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import json
 import multiprocessing.context
 import os
 import random
 import re
-import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,6 +35,9 @@ from pathlib import Path
 
 import crash_worker
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from stores import Backend, query
 
 from digest.cli import sample_path
 from digest.store import Store
@@ -74,7 +75,7 @@ class Pool:
     context: multiprocessing.context.ForkServerContext
     inputs: list[Input]
     #: The store after one uninterrupted ingest of every input, and how long that took.
-    reference: Path
+    reference: str
     seconds: float
 
     def unique_keys(self, source: Input) -> frozenset[str]:
@@ -110,19 +111,20 @@ def make_inputs(folder: Path) -> list[Input]:
     return inputs
 
 
-def ingest_argv(db: Path, inputs: list[Input]) -> list[str]:
-    return ["--db", f"sqlite:///{db}", "ingest", *[i.arg for i in inputs], "--json"]
+def ingest_argv(db: str, inputs: list[Input]) -> list[str]:
+    return ["--db", db, "ingest", *[i.arg for i in inputs], "--json"]
 
 
 @pytest.fixture(scope="module")
-def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pool]:
+def pool(tmp_path_factory: pytest.TempPathFactory, module_backend: Backend) -> Iterator[Pool]:
     if not CORPUS.exists():
         pytest.skip("../shared/data is not beside the checkout")
     # The fork server first: its imports overlap writing the inputs.
     with crash_worker.fork_server() as context:
         folder = tmp_path_factory.mktemp("pool")
         inputs = make_inputs(folder)
-        reference, log = folder / "reference.sqlite", folder / "reference.log"
+        reference = module_backend.new_url(folder, "reference")
+        log = folder / "reference.log"
         # The first worker waits for the fork server to import digest: not part of the timing.
         crash_worker.finish(crash_worker.start(context, ["--version"], log), log, kill=False)
         started = time.perf_counter()
@@ -145,36 +147,34 @@ class State:
     sources: set[tuple[str, str]]
 
 
-def read_state(db: Path) -> State:
+def read_state(db: str) -> State:
     """Open the store as digest does (WAL recovery, migrations), check that SQLite finds it
     sound, and read it."""
-    with Store.open(f"sqlite:///{db}") as store:
+    with Store.open(db) as store:
         store.info()
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
-        for column in ("key", "arxiv_id"):
-            twice = conn.execute(f"SELECT {column} FROM papers WHERE {column} IS NOT NULL "
-                                 f"GROUP BY {column} HAVING count(*) > 1").fetchall()
-            assert twice == [], f"stored twice: {twice[:5]}"
-        rows = conn.execute(f"SELECT first_seen, updated_at, {', '.join(COLUMNS)} "
-                            "FROM papers").fetchall()
-        sources = conn.execute("SELECT key, source FROM paper_sources "
-                               "JOIN papers USING (pid)").fetchall()
+    if db.startswith("sqlite"):
+        assert query(db, "PRAGMA integrity_check") == [("ok",)]
+        assert query(db, "PRAGMA foreign_key_check") == []
+    for column in ("key", "arxiv_id"):
+        twice = query(db, f"SELECT {column} FROM papers WHERE {column} IS NOT NULL "
+                          f"GROUP BY {column} HAVING count(*) > 1")
+        assert twice == [], f"stored twice: {twice[:5]}"
+    rows = query(db, f"SELECT first_seen, updated_at, {', '.join(COLUMNS)} FROM papers")
+    sources = query(db, "SELECT key, source FROM paper_sources JOIN papers USING (pid)")
     for first_seen, updated_at, *_ in rows:
         assert first_seen <= updated_at
     return State(first_seen={r[2]: r[0] for r in rows}, versions={r[2]: r[4] for r in rows},
-                 papers={tuple(r[2:]) for r in rows}, sources=set(sources))
+                 papers={tuple(r[2:]) for r in rows},
+                 sources={(str(k), str(s)) for k, s in sources})
 
 
-def count(db: Path) -> int:
+def count(db: str) -> int:
     """Papers committed to the store so far (0 before it exists)."""
-    if not db.exists():
-        return 0
+    if db.startswith("sqlite") and not Path(make_url(db).database or "").exists():
+        return 0  # (looking would create it)
     try:
-        with contextlib.closing(sqlite3.connect(db)) as conn:
-            return int(conn.execute("SELECT count(*) FROM papers").fetchone()[0])
-    except sqlite3.OperationalError:  # no table yet
+        return int(query(db, "SELECT count(*) FROM papers")[0][0])
+    except sa.exc.DBAPIError:  # no table yet
         return 0
 
 
@@ -191,7 +191,7 @@ def landed(pool: Pool, source: Input, state: State) -> bool:
     return present == expected
 
 
-def check_after_kill(pool: Pool, db: Path, before: State | None) -> State:
+def check_after_kill(pool: Pool, db: str, before: State | None) -> State:
     state = read_state(db)
     for source in pool.inputs:
         landed(pool, source, state)
@@ -209,10 +209,10 @@ def check_after_kill(pool: Pool, db: Path, before: State | None) -> State:
 @pytest.mark.skipif(not crash_worker.HAS_FORK_SERVER,
                     reason="needs the forkserver start method (POSIX)")
 def test_ingest_killed_at_random_points_loses_and_doubles_nothing(
-    pool: Pool, tmp_path: Path
+    pool: Pool, tmp_path: Path, store_backend: Backend
 ) -> None:
     rng = random.Random(SEED)
-    db, log = tmp_path / "digest.sqlite", tmp_path / "worker.log"
+    db, log = store_backend.new_url(tmp_path), tmp_path / "worker.log"
     state: State | None = None
     done: set[str] = set()  # the inputs stored so far
     outcomes = []

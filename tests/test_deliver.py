@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 from smtp_server import NO_SUCH_USER, RecordingServer
+from stores import Backend, Sample
 
 from digest.app import DigestApp
 from digest.cli import main, sample_path
@@ -67,18 +68,18 @@ def fixed(now: dt.datetime) -> Callable[[], dt.datetime]:
 
 
 @pytest.fixture(scope="module")
-def sample_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder with ``digest.sqlite`` (the sample ingested) and ``out/model`` (fitted)."""
+def sample_site(tmp_path_factory: pytest.TempPathFactory, module_backend: Backend) -> Sample:
     root = tmp_path_factory.mktemp("sample")
-    app = DigestApp(Config(out_dir=str(root / "out")), f"sqlite:///{root}/digest.sqlite",
-                    str(root / "profiles"), clock=fixed(NOW))
+    url = module_backend.new_url(root)
+    app = DigestApp(Config(out_dir=str(root / "out")), url, str(root / "profiles"),
+                    clock=fixed(NOW))
     (result,) = app.ingest([FileSource(sample_path(), "jsonl")], today=DAY)
     assert (result.new, result.error, result.rejected) == (483, None, [])
     # Fitted at the real clock, so that neither the fixed clock of the tests (earlier) nor the
     # command line's clock finds it older than the refit age.
     with app.open_store() as store:
         DigestApp(app.config, app.db_url, app.profiles_dir).model(store)
-    return root
+    return Sample(root, url)
 
 
 @dataclass
@@ -86,10 +87,7 @@ class Site:
     """One test's store, profiles folder and output folder."""
 
     root: Path
-
-    @property
-    def db_url(self) -> str:
-        return f"sqlite:///{self.root}/digest.sqlite"
+    db_url: str
 
     @property
     def profiles_dir(self) -> Path:
@@ -132,11 +130,13 @@ class Site:
 
 
 @pytest.fixture
-def site(sample_site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Site:
+def site(sample_site: Sample, store_backend: Backend, tmp_path: Path,
+         monkeypatch: pytest.MonkeyPatch) -> Site:
+    """A copy of the sample site, its store on each backend in turn."""
     monkeypatch.delenv("DIGEST_SECRET", raising=False)
     root = tmp_path / "site"
-    shutil.copytree(sample_site, root)
-    return Site(root)
+    shutil.copytree(sample_site.root, root)
+    return Site(root, store_backend.clone(sample_site.url, root))
 
 
 def smtp(server: RecordingServer, *, retries: int = 2) -> SmtpTransport:
@@ -682,9 +682,9 @@ def page_titles(path: Path) -> set[str]:
 
 
 def test_replaying_hf_pages_as_three_days_sends_no_paper_twice(
-    tmp_path: Path, shared_dir: Path, smtp_server: RecordingServer
+    tmp_path: Path, shared_dir: Path, smtp_server: RecordingServer, store_backend: Backend
 ) -> None:
-    site = Site(tmp_path)
+    site = Site(tmp_path, store_backend.new_url(tmp_path))
     site.profile("ann", max_papers=30, min_relevance=0.0, interests=[
         "vision language models", "diffusion", "reasoning", "benchmark"])
     pages = hf_pages(shared_dir)

@@ -12,7 +12,6 @@ import gzip
 import json
 import re
 import shutil
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -21,6 +20,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from conftest import SHARED
+from stores import query
 
 from digest.app import DigestApp
 from digest.cli import main
@@ -477,11 +477,8 @@ def test_feedback_round_trip(cli: World) -> None:
 
 
 def ledger(db_url: str) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
-    path = db_url.removeprefix("sqlite:///")
-    with sqlite3.connect(path) as conn:
-        deliveries = conn.execute("SELECT * FROM deliveries ORDER BY id").fetchall()
-        sent = conn.execute("SELECT * FROM sent ORDER BY profile, pid").fetchall()
-    return deliveries, sent
+    return (query(db_url, "SELECT * FROM deliveries ORDER BY id"),
+            query(db_url, "SELECT * FROM sent ORDER BY profile, pid"))
 
 
 def test_rank_json_contract_and_it_writes_nothing(cli: World) -> None:

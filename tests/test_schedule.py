@@ -24,11 +24,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from stores import Backend, Sample
 
 from digest.app import DigestApp
 from digest.cli import sample_path
 from digest.config import Config, load_config
 from digest.errors import StoreLockedError
+from digest.modelstore import ModelCache, ensure
 from digest.schedule import (
     STATE_FILE,
     ScheduleConfig,
@@ -61,10 +63,7 @@ class Site:
     """A working folder: database, profiles, digest.toml, and a file of fresh papers."""
 
     root: Path
-
-    @property
-    def db_url(self) -> str:
-        return f"sqlite:///{self.root}/digest.sqlite"
+    db_url: str
 
     @property
     def profiles(self) -> Path:
@@ -98,8 +97,8 @@ class Site:
             return None if job is None else job.next_run_time  # type: ignore[no-any-return]
 
 
-def make_site(root: Path, *, smtp_port: int | None = None) -> Site:
-    site = Site(root)
+def make_site(root: Path, db_url: str, *, smtp_port: int | None = None) -> Site:
+    site = Site(root, db_url)
     smtp = f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_port}\nsecurity = "none"\n'
     site.config.write_text(
         f'out_dir = "{root}/out"\nprofiles_dir = "{root}/profiles"\n'
@@ -114,28 +113,29 @@ def make_site(root: Path, *, smtp_port: int | None = None) -> Site:
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def template(tmp_path_factory: pytest.TempPathFactory, module_backend: Backend) -> Sample:
     """A store holding the bundled sample, with its text model fitted (done once: ~2 s)."""
     root = tmp_path_factory.mktemp("template")
-    app = DigestApp(Config(out_dir=str(root / "out")), f"sqlite:///{root}/digest.sqlite",
-                    str(root / "profiles"))
+    url = module_backend.new_url(root)
+    app = DigestApp(Config(out_dir=str(root / "out")), url, str(root / "profiles"))
     app.ingest([FileSource(sample_path(), "jsonl")])
     with app.open_store() as store:
         app.model(store)
-    return root
+    return Sample(root, url)
 
 
 @pytest.fixture
-def mail_site(tmp_path: Path, template: Path, smtp_server: Any) -> Site:
+def mail_site(tmp_path: Path, template: Sample, smtp_server: Any,
+              store_backend: Backend) -> Site:
     """A site with the sample already ingested, sending to the loopback SMTP server."""
-    shutil.copy(template / "digest.sqlite", tmp_path / "digest.sqlite")
-    shutil.copytree(template / "out", tmp_path / "out")
-    return make_site(tmp_path, smtp_port=smtp_server.port)
+    shutil.copytree(template.root / "out", tmp_path / "out")
+    return make_site(tmp_path, store_backend.clone(template.url, tmp_path),
+                     smtp_port=smtp_server.port)
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Site:
-    return make_site(tmp_path)
+def site(tmp_path: Path, store_backend: Backend) -> Site:
+    return make_site(tmp_path, store_backend.new_url(tmp_path))
 
 
 @pytest.fixture
@@ -472,3 +472,41 @@ def test_list_shows_next_runs_in_each_jobs_time_zone(site: Site) -> None:
     assert ingest.next_run.strftime("%H:%M") == "20:30"
     assert "missed: runs when the scheduler starts" in bob.description
     assert bob.next_run is not None and str(bob.next_run.tzinfo) == "Asia/Tokyo"
+
+
+# --- digests due together run as one batch ----------------------------------------------------
+
+
+def test_digests_due_together_go_out_as_one_batch_and_the_model_stays_loaded(
+    mail_site: Site, smtp_server: Any, runs: Callable[[], list[tuple[str, str]]]
+) -> None:
+    names = ["ada", "bob", "cyd", "dan"]
+    for name in names[1:]:
+        mail_site.write_profile(name, profile_yaml().replace("ada@", f"{name}@"))
+    scheduler = mail_site.scheduler()
+    scheduler.sync()
+    together = soon(1.5)
+    for name in names[:3]:
+        mail_site.set_next_run(f"digest:{name}", together)
+    mail_site.set_next_run("digest:dan", together + dt.timedelta(seconds=3))
+    with running(scheduler):
+        wait_for(lambda: len([r for r in runs() if r[1] == "sent"]) == 4, timeout=60)
+
+    connection = {m.rcpt_tos[0].split("@")[0]: m.connection for m in smtp_server.messages}
+    assert sorted(connection) == names
+    # One run for the three due at once (one SMTP connection), another for the later one.
+    assert connection["ada"] == connection["bob"] == connection["cyd"] != connection["dan"]
+    assert scheduler.models.loads == 1  # loaded for the first batch, kept for the second
+
+
+def test_the_kept_model_is_loaded_again_only_when_it_changed(mail_site: Site) -> None:
+    cache = ModelCache()
+    folder = mail_site.root / "out" / "model"
+    now = dt.datetime.now(UTC)
+    with Store.open(mail_site.db_url) as store:
+        first = cache.get(store, folder, now=now)
+        again = cache.get(store, folder, now=now)
+        assert (cache.loads, again.model) == (1, first.model)
+        ensure(store, folder, now=now, force=True)  # another process refits it
+        refitted = cache.get(store, folder, now=now)
+    assert cache.loads == 2 and refitted.model is not first.model

@@ -16,13 +16,9 @@ from digest.store import MIGRATIONS, Store
 NOW = dt.datetime(2026, 6, 8, 12, 0, tzinfo=dt.UTC)
 
 
-def url_in(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/d.sqlite"
-
-
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store.open(url_in(tmp_path)) as store:
+def store(store_url: str) -> Iterator[Store]:
+    with Store.open(store_url) as store:
         yield store
 
 
@@ -50,11 +46,11 @@ def test_a_new_database_gets_the_latest_schema(store: Store) -> None:
     assert {"papers", "paper_sources", "http_cache", "schema_version"} <= tables
 
 
-def test_reopening_a_database_changes_nothing(tmp_path: Path) -> None:
-    with Store.open(url_in(tmp_path)) as store, store.transaction() as tx:
+def test_reopening_a_database_changes_nothing(store_url: str) -> None:
+    with Store.open(store_url) as store, store.transaction() as tx:
         tx.insert_papers([paper_row("2501.00001")])
 
-    with Store.open(url_in(tmp_path)) as again:
+    with Store.open(store_url) as again:
         assert schema_versions(again) == [len(MIGRATIONS)]
         assert again.info().papers == 1
         paper = again.get_paper("2501.00001")
@@ -62,8 +58,8 @@ def test_reopening_a_database_changes_nothing(tmp_path: Path) -> None:
         assert paper.first_seen == NOW
 
 
-def test_a_database_from_a_newer_digest_is_refused(tmp_path: Path) -> None:
-    url = url_in(tmp_path)
+def test_a_database_from_a_newer_digest_is_refused(store_url: str) -> None:
+    url = store_url
     with Store.open(url) as store, store.engine.begin() as conn:
         conn.execute(sa.text("UPDATE schema_version SET version = :v"),
                      {"v": len(MIGRATIONS) + 1})
@@ -86,13 +82,24 @@ def columns(store: Store) -> dict[str, list[str]]:
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys_on(store: Store) -> None:
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite settings")
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
 
 
+def test_postgresql_statements_wait_for_locks_and_run_for_a_bounded_time(store: Store) -> None:
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL settings")
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "30s"
+        assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "10min"
+
+
 def test_foreign_keys_are_enforced(store: Store) -> None:
-    with pytest.raises(StoreError, match="FOREIGN KEY constraint failed"), \
+    fk = "FOREIGN KEY constraint failed|violates foreign key constraint"
+    with pytest.raises(StoreError, match=fk), \
             store.transaction() as tx:
         tx.add_sources([(999, "file")])
 

@@ -1,9 +1,9 @@
 """Opening the store, transactions, and papers.
 
-SQLAlchemy Core keeps the door open for PostgreSQL
-through the same URL; SQLite is the default (WAL, foreign keys on, a busy timeout). The schema is
-versioned: numbered migrations run in one transaction when the store is opened. Database errors
-become `StoreError` here, with the URL in the message.
+SQLAlchemy Core runs the same code on SQLite (the default) and PostgreSQL; what differs between
+them is in `backend` (engines, errors) and `locks`. The schema is versioned: numbered migrations
+run in one transaction, under a lock, when the store is opened. Database errors become
+`StoreError` at this edge, with the URL in the message.
 """
 
 from __future__ import annotations
@@ -14,17 +14,17 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.engine.url import make_url
 
-from ..errors import StoreError, StoreLockedError
+from ..errors import StoreError
 from ..http import Validators
 from ..types import Paper
+from .backend import create_engine, parse_url, shown, translate
 from .ledger import LedgerMixin
+from .locks import LockMixin, lock_key
 from .schema import (
     DEFAULT_URL,
     MIGRATIONS,
@@ -78,42 +78,31 @@ class StoreInfo:
     papers: int
 
 
-class Store(LedgerMixin):
+class Store(LedgerMixin, LockMixin):
     """A database of papers. Open with `Store.open(url)`; use as a context manager."""
 
     def __init__(self, engine: Engine, url: str) -> None:
         self.engine = engine
+        #: The URL as messages show it (its password hidden).
         self.url = url
+        self._held: dict[str, Connection] = {}
 
     # -- opening -----------------------------------------------------------------------------
 
     @classmethod
     def open(cls, url: str = DEFAULT_URL) -> Store:
         """Open (creating if needed) the database at `url` and bring its schema up to date."""
+        parsed = parse_url(url)
+        store = cls(create_engine(parsed), shown(parsed))
         try:
-            parsed = make_url(url)
-        except sa.exc.ArgumentError as exc:
-            raise StoreError(f"{url}: not a database URL ({exc})") from None
-        kwargs: dict[str, Any] = {}
-        if parsed.get_backend_name() == "sqlite":
-            database = parsed.database
-            if database and database != ":memory:" and not database.startswith("file:"):
-                try:
-                    Path(database).parent.mkdir(parents=True, exist_ok=True)
-                except OSError as exc:
-                    raise StoreError(f"{url}: cannot create its folder: {exc}") from None
-            kwargs["connect_args"] = {"timeout": 30, "isolation_level": None}
-        try:
-            engine = sa.create_engine(url, **kwargs)
-        except (sa.exc.ArgumentError, ImportError) as exc:
-            raise StoreError(f"{url}: cannot open: {exc}") from None
-        if engine.dialect.name == "sqlite":
-            _configure_sqlite(engine)
-        store = cls(engine, url)
-        store._migrate()
+            store._migrate()
+        except BaseException:
+            store.engine.dispose()
+            raise
         return store
 
     def close(self) -> None:
+        self.release_all_locks()
         self.engine.dispose()
 
     def __enter__(self) -> Store:
@@ -126,37 +115,37 @@ class Store(LedgerMixin):
     def _errors(self) -> Iterator[None]:
         try:
             yield
-        except sa.exc.OperationalError as exc:
-            text = str(exc.orig)
-            if "locked" in text or "busy" in text:
-                raise StoreLockedError(
-                    f"{self.url}: the database is locked by another process ({text})"
-                ) from exc
-            raise StoreError(f"{self.url}: {text}") from exc
         except sa.exc.DBAPIError as exc:
-            raise StoreError(f"{self.url}: {exc.orig}") from exc
+            raise translate(self.url, exc) from exc
 
     def _migrate(self) -> None:
-        with self._errors(), self.engine.begin() as conn:
-            schema_version.create(conn, checkfirst=True)
-            current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
-            current = current or 0
-            if current > len(MIGRATIONS):
-                raise StoreError(
-                    f"{self.url}: schema version {current} is newer than this digest "
-                    f"understands ({len(MIGRATIONS)}); upgrade digest"
-                )
-            for number, migration in enumerate(MIGRATIONS[current:], start=current + 1):
-                migration(conn)
-                conn.execute(schema_version.delete())
-                conn.execute(schema_version.insert().values(version=number))
-            # A store without an id (new, or made before ids existed) gets one now; two
-            # processes opening it at once both try, and the first one's id stays. Looked up
-            # first, so that opening a store is no write once it has its id.
-            has_id = conn.execute(sa.select(meta.c.key).where(meta.c.key == "store_id")).first()
-            if has_id is None:
-                conn.execute(_insert_ignore(conn, meta),
-                             [{"key": "store_id", "value": uuid.uuid4().hex}])
+        # Under a lock, so that processes opening a new database at once do not both create
+        # its tables: the write lock at BEGIN on SQLite, an advisory lock on PostgreSQL.
+        with self._errors(), self.engine.connect() as conn:
+            conn = conn.execution_options(digest_immediate=True)
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(lock_key("migrate"))))
+                schema_version.create(conn, checkfirst=True)
+                current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
+                current = current or 0
+                if current > len(MIGRATIONS):
+                    raise StoreError(
+                        f"{self.url}: schema version {current} is newer than this digest "
+                        f"understands ({len(MIGRATIONS)}); upgrade digest"
+                    )
+                for number, migration in enumerate(MIGRATIONS[current:], start=current + 1):
+                    migration(conn)
+                    conn.execute(schema_version.delete())
+                    conn.execute(schema_version.insert().values(version=number))
+                # A store without an id (new, or made before ids existed) gets one now; two
+                # processes opening it at once both try, and the first one's id stays. Looked up
+                # first, so that opening a store is no write once it has its id.
+                has_id = conn.execute(
+                    sa.select(meta.c.key).where(meta.c.key == "store_id")).first()
+                if has_id is None:
+                    conn.execute(_insert_ignore(conn, meta),
+                                 [{"key": "store_id", "value": uuid.uuid4().hex}])
 
     # -- transactions ------------------------------------------------------------------------
 
@@ -435,19 +424,3 @@ def _insert_ignore(conn: Connection, table: sa.Table) -> Any:
         return pg_insert(table).on_conflict_do_nothing()
     return table.insert().prefix_with("IGNORE")
 
-
-def _configure_sqlite(engine: Engine) -> None:
-    @sa.event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.close()
-
-    @sa.event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        # pysqlite's own transaction handling is off (isolation_level=None): we say BEGIN
-        # ourselves so that a transaction really spans everything SQLAlchemy runs in it.
-        conn.exec_driver_sql("BEGIN")

@@ -1,4 +1,4 @@
-"""The ledger: what each profile was sent, deliveries in flight, subscriptions and locks.
+"""The ledger: what each profile was sent, deliveries in flight, subscriptions.
 
 The rule that makes delivery crash-safe: a digest is recorded as ``pending`` with its exact
 message bytes *before* it is sent, and its papers are marked sent in the same transaction that
@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,7 +19,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ..errors import StoreLockedError
 from ..types import Paper
 from .schema import deliveries, locks, papers, sent, subscriptions
 
@@ -297,73 +294,3 @@ class LedgerMixin:
                     )
                 ).scalars()
             )
-
-    # -- locks -----------------------------------------------------------------------------------
-
-    def acquire_lock(
-        self, name: str, *, now: dt.datetime, stale_after: dt.timedelta = dt.timedelta(hours=1)
-    ) -> None:
-        """Take the lock `name` for this process, or raise StoreLockedError saying who holds it.
-
-        A lock left by a process that died is taken over: on this host when its pid is gone,
-        from another host when it has not been refreshed (`heartbeat`) for `stale_after`.
-        """
-        host, pid = socket.gethostname(), os.getpid()
-        with self._begin_write() as conn:
-            row = conn.execute(sa.select(locks).where(locks.c.name == name)).first()
-            if row is not None and not (row.host == host and row.pid == pid):
-                heartbeat = _utc(row.heartbeat_at) or now
-                # On this host the process table is the truth; from another host, only a
-                # heartbeat that stopped says the holder died.
-                dead = (not _alive(row.pid) if row.host == host
-                        else now - heartbeat > stale_after)
-                if not dead:
-                    since = _utc(row.acquired_at) or now
-                    raise StoreLockedError(
-                        f"{self.url}: another digest process holds the {name!r} lock "
-                        f"(pid {row.pid} on {row.host}, since {since:%Y-%m-%d %H:%M} UTC); "
-                        "wait for it to finish"
-                    )
-            conn.execute(locks.delete().where(locks.c.name == name))
-            conn.execute(
-                locks.insert().values(
-                    name=name, owner=f"{host}:{pid}", host=host, pid=pid,
-                    acquired_at=now, heartbeat_at=now,
-                )
-            )
-
-    def heartbeat(self, name: str, *, now: dt.datetime) -> None:
-        with self._begin() as conn:
-            conn.execute(
-                locks.update()
-                .where(locks.c.name == name, locks.c.pid == os.getpid())
-                .values(heartbeat_at=now)
-            )
-
-    def release_lock(self, name: str) -> None:
-        with self._begin() as conn:
-            conn.execute(
-                locks.delete().where(
-                    locks.c.name == name,
-                    locks.c.pid == os.getpid(),
-                    locks.c.host == socket.gethostname(),
-                )
-            )
-
-    @contextmanager
-    def locked(self, name: str, *, now: dt.datetime) -> Iterator[None]:
-        self.acquire_lock(name, now=now)
-        try:
-            yield
-        finally:
-            self.release_lock(name)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -113,7 +113,8 @@ locks = sa.Table(
     "locks",
     metadata,
     sa.Column("name", sa.String(100), primary_key=True),
-    sa.Column("owner", sa.Text, nullable=False),  # host:pid
+    # host:pid:start (start: the process's start time, so a reused pid is not taken for it)
+    sa.Column("owner", sa.Text, nullable=False),
     sa.Column("host", sa.Text, nullable=False),
     sa.Column("pid", sa.Integer, nullable=False),
     sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
