@@ -2,7 +2,7 @@
 
     python -m bench [--quick] [--only STAGE[,STAGE]] [--json PATH] [--cache DIR] [--data PATH]
 
-Stages, in order: ingest, fit, scaling, rank, render, smtp (docs/benchmarks.md says what each
+Stages, in order: ingest, fit, scaling, rank, render, smtp, web (docs/benchmarks.md says what each
 measures and against which baseline). Each figure is printed beside its baseline, measured in the
 same run, and their ratio, oriented so that above 1 always means ours is faster. Peak MB is the
 largest single process of the figure (or of the stage when the stage does not say).
@@ -27,7 +27,7 @@ from typing import Any
 
 from bench import common
 
-STAGES = ("ingest", "fit", "scaling", "rank", "render", "smtp")
+STAGES = ("ingest", "fit", "scaling", "rank", "render", "smtp", "web")
 
 #: Arguments of each stage's script, per mode. "{cache}" is the corpus cache.
 SIZES: dict[str, dict[str, list[str]]] = {
@@ -39,6 +39,7 @@ SIZES: dict[str, dict[str, list[str]]] = {
         "rank": ["--profiles", "10000", "--new", "5000", "--svm", "5"],
         "render": ["--profiles", "10000"],
         "smtp": ["--messages", "1000", "--rounds", "3"],
+        "web": ["--profiles", "10,10000", "--seconds", "5", "--slow", "1000"],
     },
     "quick": {
         "ingest": ["--limit", "10000"],
@@ -50,6 +51,7 @@ SIZES: dict[str, dict[str, list[str]]] = {
                  "--new", "1000", "--seeds", "5", "--svm", "2"],
         "render": ["--profiles", "1000", "--sample", "50"],
         "smtp": ["--messages", "200", "--rounds", "3"],
+        "web": ["--profiles", "10,1000", "--seconds", "2", "--slow", "300"],
     },
 }
 #: Stages whose script reads the shared file (and takes --data).
@@ -135,9 +137,29 @@ def _smtp_rows(d: dict[str, Any]) -> list[dict[str, Any]]:
                  "conn/message")]
 
 
+def _web_rows(d: dict[str, Any]) -> list[dict[str, Any]]:
+    points = {(p["server"], p["profiles"]): p for p in d["points"]}
+    rows = []
+    for (server, profiles), ours in points.items():
+        if server != "ours":
+            continue
+        base = points.get(("wsgiref", profiles))
+        rows.append(_row(f"serve a feed, {profiles:,} profiles", "requests/s",
+                         ours["throughput"]["per_s"],
+                         base["throughput"]["per_s"] if base else None, "wsgiref"))
+        if "slow" in ours:
+            slow = ours["slow"]
+            base_slow = base["slow"] if base and "slow" in base else None
+            rows.append(_row(
+                f"answer a feed request while {slow['slow_clients']:,} slow clients hold "
+                f"connections", "s", slow["median_s"] or 0,
+                base_slow["median_s"] if base_slow else None, "wsgiref", better="lower"))
+    return rows
+
+
 ROWS: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
     "ingest": _ingest_rows, "fit": _fit_rows, "scaling": _scaling_rows, "rank": _rank_rows,
-    "render": _render_rows, "smtp": _smtp_rows,
+    "render": _render_rows, "smtp": _smtp_rows, "web": _web_rows,
 }
 
 

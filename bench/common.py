@@ -209,7 +209,7 @@ class Spec:
         rng.shuffle(picks)
         while len(picks) < count:
             picks.append(rng.randrange(len(self.seeds)))
-        return [Profile(version=1, name=f"p{i:06d}", max_papers=12, min_score=0.0,
+        return [Profile(version=1, name=f"p{i:06d}", max_papers=12, min_relevance=0.0,
                         seed_papers=self.seeds[a]) for i, a in enumerate(picks[:count])]
 
 

@@ -74,7 +74,7 @@ def main() -> None:
     authors = sorted(a for a, ids in by_author.items() if len(ids) >= args.seeds)
     chosen = [rng.choice(authors) for _ in range(args.profiles)]
     profiles = [
-        Profile(version=1, name=f"p{i:05d}", max_papers=12, min_score=0.0,
+        Profile(version=1, name=f"p{i:05d}", max_papers=12, min_relevance=0.0,
                 seed_papers=tuple(by_author[a][: args.seeds]))
         for i, a in enumerate(chosen)
     ]

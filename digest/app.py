@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,14 +20,16 @@ from .http import HttpClient
 from .ingest import IngestContext, ProgressHook, Source, ingest
 from .mailer import EmlTransport, SmtpSettings, SmtpTransport, Transport
 from .modelstore import LoadedModel, ensure, model_dir, recommender
-from .profiles import Profile, ProfileSet, load_profiles
+from .profiles import MIN_SCORE_DEPRECATED, Profile, ProfileSet, load_profiles
 from .recommend import Ranking
 from .render import Links, Renderer
 from .store import Store
-from .tokens import make_token
+from .tokens import Keyring
 from .types import Recommendation, SourceResult
 
 Clock = Callable[[], dt.datetime]
+
+log = logging.getLogger(__name__)
 
 
 def utc_now() -> dt.datetime:
@@ -57,6 +60,11 @@ class DigestApp:
     def profiles(self, names: Sequence[str] = ()) -> ProfileSet:
         """Profiles of the folder; with `names`, only those (unknown names are errors)."""
         found = load_profiles(self.profiles_dir)
+        keep_names = set(names) or set(found.paths)
+        for profile in found.profiles:
+            if profile.min_score is not None and profile.name in keep_names:
+                log.warning("%s: warning: %s", found.paths[profile.name],
+                            MIN_SCORE_DEPRECATED.format(relevance=profile.min_relevance))
         if not names:
             return found
         missing = [n for n in names if found.get(n) is None and n not in _error_names(found)]
@@ -71,12 +79,21 @@ class DigestApp:
             {k: v for k, v in found.paths.items() if k in keep},
         )
 
-    def links(self) -> Links:
+    def keyring(self) -> Keyring | None:
+        """The link-signing keys from the environment; None without a current secret."""
         secret = self.config.secret()
+        if not secret:
+            return None
+        return Keyring(secret, self.config.previous_secrets(),
+                       self.config.server.previous_secrets_until)
+
+    def links(self) -> Links:
+        keys = self.keyring()
         base = self.config.server.public_url
-        if not base or not secret:
+        if not base or keys is None:
             return Links(None)
-        return Links(base, lambda profile: make_token(secret, profile))
+        return Links(base, lambda profile: keys.sign(profile, "act"),
+                     lambda profile: keys.sign(profile, "feed"), keys.sign_vote)
 
     def renderer(self) -> Renderer:
         return Renderer(templates_dir=self.config.templates_dir, links=self.links())
@@ -120,6 +137,13 @@ class DigestApp:
             dry_run: bool = False) -> list[RunResult]:
         """Build, render and deliver the due digests of `day` (default today)."""
         day = day or self.clock().date()
+        if self.config.server.public_url and self.keyring() is None and not dry_run:
+            # Mail without its List-Unsubscribe link cannot be taken back: refuse instead.
+            raise DigestError(
+                f"server.public_url is set but the secret that signs its links is not: set "
+                f"the environment variable {self.config.server.secret_env} (as `digest serve` "
+                f"has it), or remove public_url to send digests without links; nothing was sent"
+            )
         with self.open_store() as store, contextlib.ExitStack() as stack:
             if not dry_run:
                 stack.enter_context(store.locked("run", now=self.clock()))

@@ -198,7 +198,7 @@ _DAY = click.DateTime(["%Y-%m-%d"])
 @click.option("--until", type=_DAY, metavar="YYYY-MM-DD",
               help="Rank as if today were this day [default: today].")
 @click.option("--top", type=click.IntRange(1, 1000), metavar="K",
-              help="Show K papers, overriding max_papers and ignoring min_score.")
+              help="Show K papers, overriding max_papers and ignoring min_relevance.")
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per profile per line: {profile, papers: [{id, title, "
                    "score, why}]}.")
@@ -231,7 +231,7 @@ def rank_command(app: DigestApp, names: tuple[str, ...], since: dt.datetime | No
             reason = f"{why.interest}: {', '.join(why.terms[:4])}" if why.terms else why.interest
             if why.authors:
                 reason += f"; by {', '.join(why.authors)}"
-            click.echo(f"{n:>3}. {rec.score:5.3f}  {rec.paper.key:<12} {rec.paper.title}")
+            click.echo(f"{n:>3}. {rec.score:5.2f}  {rec.paper.key:<12} {rec.paper.title}")
             click.echo(f"      {reason}")
     if len(profiles) < len(names) or _has_invalid(app, names):
         sys.exit(1)
@@ -330,7 +330,7 @@ def explain_command(app: DigestApp, name: str, paper_id: str, since: dt.datetime
     """Explain why PAPER_ID is or is not in PROFILE's digest.
 
     PAPER_ID is an arXiv id (any form), another id the store knows, or an exact title. Says
-    every reason that keeps it out (window, already sent, own paper, categories, min_score,
+    every reason that keeps it out (window, already sent, own paper, categories, min_relevance,
     max_papers, near-duplicate), then its score by interest, penalties and author boost.
     Writes nothing. Exit status 1 if the paper is not in the store or the profile is invalid.
     """
@@ -371,11 +371,11 @@ def serve_command(app: DigestApp, host: str | None, port: int | None) -> None:
     """
     import logging
 
-    from .server import serve
+    from .web import serve
 
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    server_log = logging.getLogger("digest.server")
+    server_log = logging.getLogger("digest.web")
     server_log.addHandler(handler)
     server_log.setLevel(logging.INFO)
 
@@ -393,7 +393,7 @@ def unsubscribe_command(app: DigestApp, profile: str) -> None:
 
     Runs skip the profile until `digest resubscribe PROFILE`; its feeds stay available.
     """
-    from .server import set_subscribed
+    from .web import set_subscribed
 
     try:
         changed = set_subscribed(app, profile, False)
@@ -409,7 +409,7 @@ def unsubscribe_command(app: DigestApp, profile: str) -> None:
 @click.pass_obj
 def resubscribe_command(app: DigestApp, profile: str) -> None:
     """Send PROFILE its digests again after it unsubscribed."""
-    from .server import set_subscribed
+    from .web import set_subscribed
 
     try:
         changed = set_subscribed(app, profile, True)
@@ -499,12 +499,16 @@ def profiles_check(app: DigestApp, paths: tuple[str, ...]) -> None:
     Prints each problem as file:line:col: key: what was expected, and warns about seed, liked
     and disliked papers that are not in the store. Exit status 1 if any profile is invalid.
     """
-    from .profiles import load_profiles
+    from .profiles import MIN_SCORE_DEPRECATED, load_profiles
 
     found = load_profiles(list(paths) if paths else app.profiles_dir)
     for error in found.errors:
         for problem in error.problems:
             click.echo(problem)
+    for profile in found.profiles:
+        if profile.min_score is not None:
+            click.echo(f"{found.paths[profile.name]}: warning: "
+                       + MIN_SCORE_DEPRECATED.format(relevance=profile.min_relevance))
     refs = {ref: p.name for p in found.profiles for ref in _profile_refs(p)}
     if refs and _store_exists(app.db_url):
         try:

@@ -15,6 +15,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .config_checks import (
+    check_address,
+    check_one_line,
+    check_web_url,
+    decode_utf8,
+    toml_problem,
+)
 from .cron import check_timezone, parse_cron
 from .errors import ConfigError
 from .store import DEFAULT_URL
@@ -24,6 +31,16 @@ DEFAULT_FILE = "digest.toml"
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("*")
+    @classmethod
+    def _one_line(cls, value: Any) -> Any:
+        # Every text here is a single value, and several end up in mail or HTTP headers, where
+        # a CR/LF would start a header of the sender's choosing.
+        for text in value if isinstance(value, list) else (value,):
+            if isinstance(text, str):
+                check_one_line(text)
+        return value
 
 
 class HttpConfig(_Section):
@@ -64,6 +81,18 @@ class EmailConfig(_Section):
         None, description="Address for mail-based unsubscribe (List-Unsubscribe mailto:)."
     )
 
+    @field_validator("sender")
+    @classmethod
+    def _an_address(cls, value: str) -> str:
+        return check_address(value, "digest <digest@example.org>")
+
+    @field_validator("unsubscribe_mailto")
+    @classmethod
+    def _a_mailto(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_address(value.removeprefix("mailto:"), "unsubscribe@example.org")
+        return value
+
 
 class ServerConfig(_Section):
     """The public side: links in emails, feeds, one-click unsubscribe (``digest serve``)."""
@@ -76,6 +105,27 @@ class ServerConfig(_Section):
                                                           "secret that signs link tokens.")
     host: str = Field("127.0.0.1", description="Address `digest serve` listens on.")
     port: int = Field(8080, ge=1, le=65535, description="Port `digest serve` listens on.")
+    previous_secrets_env: str = Field(
+        "DIGEST_PREVIOUS_SECRETS", description="Environment variable holding earlier secrets "
+        "(space-separated) whose links are still accepted: rotate without breaking mailed links."
+    )
+    previous_secrets_until: dt.date | None = Field(
+        None, description="Last day the previous secrets are accepted (the grace period); "
+                          "unset: as long as the variable lists them."
+    )
+    threads: int = Field(8, ge=1, le=256, description="Requests `digest serve` answers at once.")
+    connection_limit: int = Field(
+        2000, ge=10, le=100_000, description="Open connections `digest serve` holds at most; "
+        "idle and slow ones cost a socket, not a thread."
+    )
+    request_timeout: float = Field(
+        20, gt=0, le=3600, description="Seconds a client has to send a whole request."
+    )
+
+    @field_validator("public_url")
+    @classmethod
+    def _a_web_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_web_url(value)
 
 
 class FeedConfig(_Section):
@@ -154,6 +204,10 @@ class Config(_Section):
         """The link-signing secret from the environment (never from the file)."""
         return os.environ.get(self.server.secret_env) or None
 
+    def previous_secrets(self) -> tuple[str, ...]:
+        """Earlier link-signing secrets, still accepted during the grace period."""
+        return tuple(os.environ.get(self.server.previous_secrets_env, "").split())
+
 
 def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
     """Best-effort line number of a key path in TOML text (1-based)."""
@@ -182,13 +236,15 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         path = DEFAULT_FILE
     name = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = decode_utf8(name, Path(path).read_bytes())
     except OSError as exc:
         raise ConfigError(f"{name}: cannot read: {exc.strerror or exc}") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{name}: not valid TOML: {exc}") from None
+        raise ConfigError(toml_problem(name, exc)) from None
+    except RecursionError:
+        raise ConfigError(f"{name}: not valid TOML: arrays or tables nested too deeply") from None
     try:
         return Config.model_validate(data)
     except ValidationError as exc:

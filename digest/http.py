@@ -25,6 +25,10 @@ POLITENESS: dict[str, float] = {"arxiv.org": 3.0, "huggingface.co": 0.5}
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
+#: Largest response body read, after Content-Encoding (a gzip bomb is bounded too). Real ones
+#: are a few MB; the same bound as a file read whole (sources.limits.MAX_BODY_BYTES).
+MAX_RESPONSE_BYTES = 16 << 20
+
 
 @dataclass(frozen=True, slots=True)
 class Validators:
@@ -87,6 +91,7 @@ class HttpClient:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        max_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         self._client = httpx.Client(
             transport=transport,
@@ -102,9 +107,22 @@ class HttpClient:
         self._wall_clock = wall_clock
         self._sleep = sleep
         self._last_request: dict[str, float] = {}
+        self._max_bytes = max_bytes
 
     def close(self) -> None:
         self._client.close()
+
+    def _read(self, response: httpx.Response, name: str) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > self._max_bytes:
+                raise FetchError(name, f"response larger than {self._max_bytes >> 20} MiB "
+                                       "(decoded); no feed or API page is that large",
+                                 status=response.status_code)
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def __enter__(self) -> HttpClient:
         return self
@@ -148,39 +166,45 @@ class HttpClient:
         attempt = 0
         while True:
             self._wait_turn(url)
+            retry_after = None
             try:
-                response = self._client.get(url, params=params, headers=headers)
+                # Streamed, so that a body larger than max_bytes is never held whole.
+                with self._client.stream("GET", url, params=params, headers=headers) as response:
+                    status = response.status_code
+                    if status == 304:
+                        return Fetched(str(response.url), 304, b"", "",
+                                       validators or Validators(), not_modified=True)
+                    if 200 <= status < 300 or status in accept_statuses:
+                        return Fetched(
+                            url=str(response.url),
+                            status=status,
+                            content=self._read(response, name),
+                            content_type=response.headers.get("content-type", ""),
+                            validators=Validators(response.headers.get("etag"),
+                                                  response.headers.get("last-modified")),
+                        )
+                    problem = f"HTTP {status} {response.reason_phrase}".rstrip()
+                    retry_after = response.headers.get("retry-after")
+                    if status not in RETRY_STATUSES:
+                        raise FetchError(name, problem, status=status)
             except httpx.TimeoutException as exc:
                 problem = f"timed out ({type(exc).__name__})"
                 status = None
+            except httpx.DecodingError as exc:  # a corrupt gzip body: asking again won't help
+                raise FetchError(name, f"undecodable response body: {exc}") from None
+            except (httpx.TooManyRedirects, httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+                # A redirect loop, or a redirect to ftp: or to no valid URL: nor would these.
+                raise FetchError(name, f"request failed: {exc}") from None
             except httpx.TransportError as exc:
                 problem = f"request failed: {exc}"
                 status = None
-            else:
-                status = response.status_code
-                if status == 304:
-                    return Fetched(str(response.url), 304, b"", "", validators or Validators(),
-                                   not_modified=True)
-                if 200 <= status < 300 or status in accept_statuses:
-                    return Fetched(
-                        url=str(response.url),
-                        status=status,
-                        content=response.content,
-                        content_type=response.headers.get("content-type", ""),
-                        validators=Validators(
-                            response.headers.get("etag"), response.headers.get("last-modified")
-                        ),
-                    )
-                problem = f"HTTP {status} {response.reason_phrase}".rstrip()
-                if status not in RETRY_STATUSES:
-                    raise FetchError(name, problem, status=status)
             if attempt >= self._max_retries:
                 raise FetchError(
                     name, f"{problem}; gave up after {attempt + 1} attempts", status=status
                 )
             delay = self._backoff * (2**attempt) * (1 + random.random() / 4)
             if status is not None:
-                hinted = _retry_after(response.headers.get("retry-after"), self._wall_clock())
+                hinted = _retry_after(retry_after, self._wall_clock())
                 if hinted is not None:
                     delay = hinted
             if delay > self._max_wait:

@@ -97,7 +97,8 @@ class Interest(_Frozen):
         1.0,
         gt=0,
         le=5,
-        description="How much this topic counts against the others (above 0, at most 5).",
+        description="How much this topic counts against the others (above 0, at most 5): "
+        "its papers count as that many times rarer (relevance + log10(weight)).",
     )
 
     @model_validator(mode="before")
@@ -110,6 +111,18 @@ class Interest(_Frozen):
         if not self.text.strip() and not self.seed_papers:
             raise ValueError("an interest needs text or seed_papers to say what it is about")
         return self
+
+
+#: The default threshold: the top 2% of the corpus for an interest (docs/evaluation.md chose it:
+#: seed-only profiles get a digest on most days, keyword profiles are not flooded).
+DEFAULT_MIN_RELEVANCE = 1.7
+#: What a profile that still sets the old raw-cosine key is told (rank, run, explain, check).
+MIN_SCORE_DEPRECATED = (
+    "min_score is no longer used: a raw cosine means different things for different interests "
+    "(0.1 left seed-only profiles with empty digests). Use min_relevance (on one scale for "
+    "every interest: 2 = the top 1% of papers, 3 = the top 0.1%); this profile uses "
+    "min_relevance {relevance:g}"
+)
 
 
 class Profile(_Frozen):
@@ -139,8 +152,16 @@ class Profile(_Frozen):
     max_papers: Annotated[int, Strict()] = Field(
         12, ge=1, le=200, description="At most this many papers per digest."
     )
-    min_score: Annotated[float, Strict()] = Field(
-        0.1, ge=0, le=1, description="Papers scoring below this (0-1) are left out."
+    min_relevance: Annotated[float, Strict()] = Field(
+        DEFAULT_MIN_RELEVANCE, ge=0, le=10,
+        description="Papers less relevant than this are left out. Relevance is on the same "
+        "scale for every interest: 2 means as relevant as the top 1% of all papers for that "
+        "interest, 3 the top 0.1% (relevance = -log10 of that share).",
+    )
+    min_score: Annotated[float, Strict()] | None = Field(
+        None, ge=0, le=1,
+        description="Deprecated and ignored (a raw cosine meant different things for "
+        "different interests): use min_relevance. A profile that sets it gets a warning.",
     )
     interests: tuple[Interest, ...] = Field(
         (),
@@ -163,7 +184,7 @@ class Profile(_Frozen):
     )
     authors: tuple[_Text, ...] = Field(
         (), description="Authors whose new papers are always wanted (ranked first, past "
-        "min_score), as named on arXiv."
+        "min_relevance), as named on arXiv."
     )
     categories: tuple[Annotated[str, Strict(), StringConstraints(pattern=_CATEGORY)], ...] = Field(
         (), description="arXiv categories to draw from (e.g. cs.CV); empty means all."

@@ -9,8 +9,8 @@ escape markdown. Templates see these names:
 ``digest``, ``profile``, ``site_name``, ``subject``, ``preheader``, ``items`` (a list of
 `Item`, best first; empty for a "nothing new" note), ``empty``, ``omitted`` (papers left
 out to keep the email small), ``day`` and ``generated`` (text), ``interests`` (names),
-``view_url``, ``unsubscribe_url``, ``rss_url``, ``atom_url`` (each None without a public
-base URL). ``feed_entry.html`` sees ``item`` and ``site_name``.
+``view_url``, ``unsubscribe_url``, ``page_url`` (the personal page), ``rss_url``, ``atom_url``
+(each None without a public base URL). ``feed_entry.html`` sees ``item`` and ``site_name``.
 
 What comes from a paper or a profile is data, never markup: strings are escaped for their
 format and links are kept only when they are http(s).
@@ -98,6 +98,10 @@ class Links:
     base_url: str | None
     #: Profile name -> unguessable token that authorizes its links.
     token: Callable[[str], str] | None = None
+    #: Profile name -> token for its feed and archive URLs, which only read (default: `token`).
+    feed_token: Callable[[str], str] | None = None
+    #: (profile name, paper key) -> token that only votes on that paper (default: `token`).
+    vote_token: Callable[[str, str], str] | None = None
 
     def __post_init__(self) -> None:
         if self.base_url and urlsplit(self.base_url).scheme not in ("http", "https"):
@@ -106,13 +110,20 @@ class Links:
     def _url(self, kind: str, profile: str) -> str | None:
         if not self.base_url or self.token is None:
             return None
-        return f"{self.base_url.rstrip('/')}/{kind}/{quote(self.token(profile), safe='')}"
+        # Feeds and archived digests only read: their links carry the token that only reads.
+        token = self.feed_token if kind in ("feeds", "digests") and self.feed_token else self.token
+        return f"{self.base_url.rstrip('/')}/{kind}/{quote(token(profile), safe='')}"
 
     def feedback(
         self, profile: str, paper_key: str, vote: Literal["like", "dislike"]
     ) -> str | None:
         url = self._url("feedback", profile)
-        return None if url is None else f"{url}?paper={quote(paper_key, safe='')}&v={vote}"
+        if url is None:
+            return None
+        if self.vote_token is not None:
+            token = quote(self.vote_token(profile, paper_key), safe="")
+            url = f"{url.rsplit('/', 1)[0]}/{token}"
+        return f"{url}?paper={quote(paper_key, safe='')}&v={vote}"
 
     def unsubscribe(self, profile: str) -> str | None:
         return self._url("unsubscribe", profile)
@@ -120,6 +131,10 @@ class Links:
     def view(self, profile: str, digest_key: str) -> str | None:
         url = self._url("digests", profile)
         return None if url is None else f"{url}/{quote(digest_key, safe='')}"
+
+    def page(self, profile: str) -> str | None:
+        """The profile's personal page: its digests, votes, feeds and unsubscribe."""
+        return self._url("p", profile)
 
     def feed(self, profile: str, fmt: Literal["rss", "atom"]) -> str | None:
         url = self._url("feeds", profile)
@@ -334,6 +349,7 @@ class Renderer:
             "interests": [display_text(i.name) for i in profile.interests],
             "view_url": self.links.view(profile.name, digest.key),
             "unsubscribe_url": self.links.unsubscribe(profile.name),
+            "page_url": self.links.page(profile.name),
             "rss_url": self.links.feed(profile.name, "rss"),
             "atom_url": self.links.feed(profile.name, "atom"),
         }
@@ -516,7 +532,8 @@ def _subject(day: dt.date, items: Sequence[Item]) -> str:
 
 def _preheader(items: Sequence[Item], profile: Profile) -> str:
     if not items:
-        return f"Nothing new scored above {profile.min_score:g} for {profile.name} this time."
+        return (f"Nothing new reached relevance {profile.min_relevance:g} for {profile.name} "
+                "this time.")
     text = "Top pick: " + items[0].title
     if len(items) > 1:
         text += f" — and {len(items) - 1} more"

@@ -55,6 +55,10 @@ IDF_POWER = 1.5
 #: for the text are averaged into the query with weight `PRF_WEIGHT`.
 PRF_DOCS = 20
 PRF_WEIGHT = 0.7
+#: Against drift (`expand`): a feedback paper scores at least this share of the best one.
+PRF_MIN_RATIO = 0.5
+#: Corpus papers per feedback paper in a small corpus (`feedback_docs`).
+PRF_CORPUS_PER_DOC = 250
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,28 +224,57 @@ def expand(
     queries: sp.spmatrix,
     corpus: sp.spmatrix,
     *,
-    n_docs: int = PRF_DOCS,
+    n_docs: int | None = None,
     weight: float = PRF_WEIGHT,
     chunk: int = 512,
     prepared: PreparedPapers | None = None,
 ) -> sp.csr_matrix:
-    """Pseudo-relevance feedback (Rocchio): add to each query the mean of its `n_docs` best
-    corpus papers, with `weight`. Meant for short text-only interests, whose few words miss
-    the synonyms and method names papers on the topic use. `prepared`: `corpus` laid out by
-    `prepare`, when expanding many batches against it."""
+    """Pseudo-relevance feedback (Rocchio): add to each query the mean of its best corpus
+    papers, with `weight`. Meant for short text-only interests, whose few words miss the
+    synonyms and method names papers on the topic use. `n_docs`: how many papers feed back
+    (default `feedback_docs` of the corpus size). `prepared`: `corpus` laid out by `prepare`,
+    when expanding many batches against it.
+
+    Guarded against drift (a query whose words also fit another topic: "dense captions" and
+    dense LiDAR SLAM): a feedback paper must score at least `PRF_MIN_RATIO` of the best one,
+    and a term only one feedback paper has is not added, so one off-topic paper's vocabulary
+    ("lidar", "gaussians") does not enter the query. What is dropped is not made up by the
+    others: the feedback keeps the weight its terms had in the plain mean. Measured on the
+    keyword evaluation (docs/evaluation.md): AP@1000 0.625 against 0.627 unguarded."""
     q = sp.csr_matrix(queries, dtype=np.float32)
-    top = score(q, corpus if prepared is None else prepared, top_k=n_docs, chunk=chunk)
-    valid = top.indices >= 0
-    rows = np.repeat(np.arange(q.shape[0]), valid.sum(axis=1))
-    cols = top.indices[valid]
-    counts = np.maximum(valid.sum(axis=1), 1)
-    avg = sp.csr_matrix(
-        ((1.0 / counts[rows]).astype(np.float32), (rows, cols)),
-        shape=(q.shape[0], corpus.shape[0]),
-    )
-    feedback = normalize_rows(avg @ sp.csr_matrix(corpus))
+    n = feedback_docs(corpus.shape[0]) if n_docs is None else n_docs
+    top = score(q, corpus if prepared is None else prepared, top_k=n, chunk=chunk)
+    best = top.scores[:, :1] if top.scores.shape[1] else np.zeros((q.shape[0], 1), np.float32)
+    valid = (top.indices >= 0) & (top.scores > 0) & (top.scores >= PRF_MIN_RATIO * best)
+    per_query = valid.sum(axis=1)
+    rows = np.repeat(np.arange(q.shape[0]), per_query)
+    docs = sp.csr_matrix(corpus)[top.indices[valid]]  # one row per (query, feedback paper)
+    picks = np.arange(len(rows))
+    counts = np.maximum(per_query, 1).astype(np.float32)
+    avg = sp.csr_matrix(((1.0 / counts[rows]).astype(np.float32), (rows, picks)),
+                        shape=(q.shape[0], len(rows)))
+    feedback = sp.csr_matrix(avg @ docs)
+    norms = _row_norms(feedback)
+    # How many feedback papers have each term (the same pattern as `feedback`).
+    having = sp.csr_matrix(avg @ _ones_like(docs))
+    having.data = (having.data * np.repeat(counts, np.diff(having.indptr)) > 1.5).astype(
+        np.float32)
+    feedback = sp.csr_matrix(feedback.multiply(having))
+    norms[norms == 0] = 1
+    feedback.data /= np.repeat(norms, np.diff(feedback.indptr))
     mixed = normalize_rows(q) * np.float32(1.0 - weight) + feedback * np.float32(weight)
     return normalize_rows(mixed) if MAX_QUERY_TERMS is None else prune(mixed, MAX_QUERY_TERMS)
+
+
+def feedback_docs(n_corpus: int) -> int:
+    """Papers that feed back into a text-only interest: `PRF_DOCS`, fewer in a small corpus
+    (one in `PRF_CORPUS_PER_DOC`, at least 3), where 20 papers are no longer a topic."""
+    return max(3, min(PRF_DOCS, n_corpus // PRF_CORPUS_PER_DOC))
+
+
+def _ones_like(m: sp.csr_matrix) -> sp.csr_matrix:
+    """`m`'s pattern with every stored value 1."""
+    return sp.csr_matrix((np.ones_like(m.data), m.indices, m.indptr), shape=m.shape)
 
 
 def _chunks(off: IntArray, chunk: int) -> list[tuple[int, int]]:

@@ -127,27 +127,53 @@ def clean(text: str) -> str:
     return collapse(_ISLAND.sub(lambda m: _island_to_text(m.group(0)), base))
 
 
-_PUNCT_CATEGORIES = ("P", "S", "C")
-
-
-_ASCII_PUNCT = re.compile(r"[^a-z0-9]+")
+# Words written more than one way in titles. Applied to the lower-cased title before
+# punctuation goes, since "w/o" and "&" are punctuation.
+_ABBREVIATIONS = (
+    (re.compile(r"\bw/o\b"), " without "),
+    (re.compile(r"\bw/(?=\s|\w)"), " with "),
+    (re.compile(r"&"), " and "),
+    (re.compile(r"\+"), " plus "),  # C++ is not C
+    (re.compile(r"\bvs\.?(?=\s)"), " versus "),
+)
+_GREEK_NAMES = (
+    "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa",
+    "lambda", "mu", "nu", "xi", "omicron", "pi", "rho", "sigma", "sigma", "tau", "upsilon", "phi",
+    "chi", "psi", "omega",
+)  # fmt: skip
+# Greek letters by name, as titles spell them out ("α-Net", "alpha-Net"); ς is final sigma.
+_GREEK = {chr(0x3B1 + i): name for i, name in enumerate(_GREEK_NAMES)} | {
+    "ϵ": "epsilon", "ϕ": "phi", "ϑ": "theta"}
+# A run of anything but letters and digits between two digits: "1.5", "1-2" and "1 2" stay
+# apart from "15" and "12" (model sizes and versions), all written alike.
+_BETWEEN_DIGITS = re.compile(r"(\d)[\W_]+(?=\d)")
+_NOT_ALNUM_OR_NUL = re.compile(r"[^\w\x00]+|_+")
 
 
 def normalize_title(title: str, *, cleaned: bool = False) -> str:
-    """A title reduced to what identifies it: case, accents, punctuation, LaTeX and spacing
-    do not matter. Two records with the same normalized title are the same paper when at
-    least one of them has no id."""
+    """A title reduced to what identifies it. Case, accents, LaTeX, punctuation, spacing and
+    hyphenation ("Re-calibration", "Recalibration", "Re- calibration") do not matter, nor do a
+    few spellings of the same word ("&"/"and", "w/o"/"without", "vs."/"versus", "α"/"alpha").
+    Anything else does: a title differing by a word, a letter or a number ("GPT-4"/"GPT-4o",
+    "Qwen2.5"/"Qwen25", "SAM 2"/"SAM") is another title. Two records with the same normalized
+    title are the same paper when at least one of them has no id.
+
+    The result is letters and digits only, with ``.`` between two numbers. A change here
+    changes stored ``norm_title`` values: add a store migration that recomputes them.
+    """
     text = title if cleaned else clean(title)
     if text.isascii():
-        return _ASCII_PUNCT.sub(" ", text.lower()).strip()
-    text = unicodedata.normalize("NFKD", text).casefold()
-    kept = []
-    for ch in text:
-        cat = unicodedata.category(ch)
-        if cat.startswith("M"):  # combining accents
-            continue
-        kept.append(" " if cat[0] in _PUNCT_CATEGORIES else ch)
-    return collapse("".join(kept))
+        text = text.lower()
+    else:
+        text = unicodedata.normalize("NFKD", text).casefold()
+        text = "".join(_GREEK.get(ch, ch) for ch in text if not unicodedata.combining(ch))
+    if "&" in text or "+" in text or "/" in text or "vs" in text:
+        for pattern, replacement in _ABBREVIATIONS:
+            text = pattern.sub(replacement, text)
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    text = _BETWEEN_DIGITS.sub("\\1\x00", text)
+    return _NOT_ALNUM_OR_NUL.sub("", text).replace("\x00", ".")
 
 
 def title_key(norm_title: str) -> str:

@@ -26,3 +26,7 @@ def data_dir() -> Path:
 
 # A real SMTP server on loopback (aiosmtpd), scriptable per test: see tests/smtp_server.py.
 from smtp_server import smtp_server  # noqa: E402, F401
+
+# The store of three weeks of real papers and its model, built once (`world_template`), copied
+# per test (`world`): tests/test_recommend.py, used by the explain and calibration tests too.
+from test_recommend import world, world_template  # noqa: E402, F401

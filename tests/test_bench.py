@@ -92,3 +92,15 @@ def test_stage_scripts_run_as_scripts(script: str) -> None:
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "--json" in done.stdout
+
+
+def test_the_web_stage_measures_both_servers(bench: Any, tmp_path: Path) -> None:
+    out = tmp_path / "web.json"
+    done = subprocess.run([sys.executable, "bench/web.py", "--profiles", "3", "--seconds",
+                           "0.2", "--slow", "20", "--json", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = bench._web_rows(json.loads(out.read_text()))
+    assert [row["unit"] for row in rows] == ["requests/s", "s"]
+    for row in rows:
+        assert row["ours"] > 0 and row["baseline"] > 0 and row["baseline_name"] == "wsgiref"

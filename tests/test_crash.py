@@ -107,7 +107,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
         interests = [TOPICS[i], TOPICS[(i * 7 + 3) % len(TOPICS)]]
         (root / "profiles" / f"{name}.yaml").write_text(
             f"version: 1\nemail: {name}@example.org\nformats: [email, markdown]\n"
-            f"max_papers: 4\nmin_score: 0.02\n"
+            f"max_papers: 4\nmin_relevance: 1.0\n"
             f"interests: {json.dumps(list(dict.fromkeys(interests)))}\n", encoding="utf-8")
     return root
 

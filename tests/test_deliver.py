@@ -102,7 +102,7 @@ class Site:
     def profile(self, name: str, **fields: object) -> None:
         """Write ``profiles/<name>.yaml``; a field given as None is left out."""
         data: dict[str, object] = {
-            "version": 1, "email": f"{name}@example.org", "max_papers": 8, "min_score": 0.05,
+            "version": 1, "email": f"{name}@example.org", "max_papers": 8, "min_relevance": 1.0,
             "interests": INTERESTS.get(name, ["vision language models"]),
         }
         data.update(fields)
@@ -465,7 +465,7 @@ def test_a_crash_after_acceptance_then_the_next_day_sends_no_paper_twice(
 def test_an_empty_digest_is_recorded_and_nothing_is_sent(
     site: Site, smtp_server: RecordingServer
 ) -> None:
-    site.profile("ann", min_score=0.99)
+    site.profile("ann", min_relevance=10.0)
 
     (result,) = site.app(smtp(smtp_server)).run(site.profiles(), day=DAY)
 
@@ -479,7 +479,7 @@ def test_an_empty_digest_is_recorded_and_nothing_is_sent(
 def test_send_empty_sends_a_short_nothing_new_note(
     site: Site, smtp_server: RecordingServer
 ) -> None:
-    site.profile("ann", min_score=0.99, send_empty=True)
+    site.profile("ann", min_relevance=10.0, send_empty=True)
 
     (result,) = site.app(smtp(smtp_server)).run(site.profiles(), day=DAY)
 
@@ -684,7 +684,7 @@ def test_replaying_hf_pages_as_three_days_sends_no_paper_twice(
     tmp_path: Path, shared_dir: Path, smtp_server: RecordingServer
 ) -> None:
     site = Site(tmp_path)
-    site.profile("ann", max_papers=30, min_score=0.01, interests=[
+    site.profile("ann", max_papers=30, min_relevance=0.0, interests=[
         "vision language models", "diffusion", "reasoning", "benchmark"])
     pages = hf_pages(shared_dir)
     assert len(pages) == 3

@@ -5,25 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 
 import pytest
-from test_recommend import COPIES, GAUSSIAN, ORIGINAL, UNTIL, World, build_template, copy_world
+from test_recommend import COPIES, GAUSSIAN, ORIGINAL, UNTIL, World
 
 from digest.explain import CAUSES, Explanation, PaperNotFoundError, explain_in
 from digest.profiles import Profile
 from digest.recommend import AUTHOR_BOOST
-
-
-@pytest.fixture(scope="session")
-def world_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_template(tmp_path_factory)
-
-
-@pytest.fixture
-def world(world_template: Path, tmp_path: Path) -> World:
-    return copy_world(world_template, tmp_path)
-
 
 VIRTUAL_MEMORY = "2506.19415"  # Virtual Memory for 3D Gaussian Splatting, announced 06-25
 TORNADOES = ORIGINAL
@@ -102,15 +90,19 @@ def test_a_paper_outside_the_categories(world: World) -> None:
     assert result.interests[0].similarity > 0.3  # a good match, kept out only by category
 
 
-def test_a_paper_below_min_score(world: World) -> None:
-    profile = world.profile("ada", GAUSSIAN + "min_score: 0.5\n")
+def test_a_paper_below_min_relevance(world: World) -> None:
+    profile = world.profile("ada", GAUSSIAN + "min_relevance: 9\n")
 
     result = explain(world, profile, VIRTUAL_MEMORY)
 
-    assert result.causes == ("below_min_score",)
-    assert result.score is not None and result.score < 0.5
-    assert f"Its score {result.score:.3f} is below the profile's min_score 0.5" \
+    assert result.causes == ("below_min_relevance",)
+    assert result.score is not None and result.score < 9
+    assert f"Its relevance {result.score:.2f} is below the profile's min_relevance 9" \
         in result.reasons[0]
+    # The raw cosine stays beside the calibrated figure.
+    (interest,) = result.interests
+    assert 0 < interest.similarity < 1 and interest.relevance == pytest.approx(result.score)
+    assert result.as_dict()["interests"][0]["similarity"] == round(interest.similarity, 4)
 
 
 def test_an_avoided_term_is_named_with_what_it_took_off(world: World) -> None:
@@ -130,7 +122,7 @@ def test_an_avoided_term_is_named_with_what_it_took_off(world: World) -> None:
 
 
 def test_a_near_duplicate_names_the_better_paper(world: World) -> None:
-    profile = world.profile("ada", GAUSSIAN + "max_papers: 50\nmin_score: 0\n")
+    profile = world.profile("ada", GAUSSIAN + "max_papers: 50\nmin_relevance: 0\n")
     (ranking,) = world.rank([profile])
     (kept,) = {ORIGINAL, *COPIES} & {r.paper.key for r in ranking.items}
     thinned = sorted({ORIGINAL, *COPIES} - {kept})[0]

@@ -46,7 +46,7 @@ BASE: dict[str, Any] = {
     "schedule": "0 7 * * mon-fri",
     "formats": ["email", "markdown", "rss"],
     "max_papers": 15,
-    "min_score": 0.12,
+    "min_relevance": 1.5,
     "interests": [{"name": "speech", "text": "speech recognition", "seed_papers": ["2503.13107"],
                    "weight": 2.0}, "dialogue"],
     "seed_papers": ["2503.16422"],

@@ -49,8 +49,8 @@ def test_a_store_made_before_ids_gets_one_when_opened(tmp_path: Path) -> None:
     engine = sa.create_engine(url)
     with engine.begin() as conn:  # as the previous schema left it
         conn.execute(sa.text("DROP TABLE meta"))
-        conn.execute(sa.text("UPDATE schema_version SET version = :v"),
-                     {"v": len(MIGRATIONS) - 1})
+        # Migration 3 made the meta table.
+        conn.execute(sa.text("UPDATE schema_version SET version = 2"))
     engine.dispose()
     with Store.open(url) as store:
         assert len(store.store_id) == 32

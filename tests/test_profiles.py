@@ -92,7 +92,8 @@ def test_defaults(tmp_path: Path) -> None:
     profile = load_profile(write(tmp_path, "d.yaml", "version: 1\ninterests: [x]\n"))
     assert (profile.email, profile.timezone, profile.schedule) == (None, "UTC", "0 7 * * *")
     assert profile.formats == ("email", "markdown", "rss")
-    assert (profile.max_papers, profile.min_score, profile.send_empty) == (12, 0.1, False)
+    assert (profile.max_papers, profile.min_relevance, profile.send_empty) == (12, 1.7, False)
+    assert profile.min_score is None  # the old key: unset, so no warning
 
 
 @pytest.mark.parametrize(

@@ -53,7 +53,7 @@ FRESH = [
 def profile_yaml(schedule: str = "0 7 * * *", timezone: str = "Europe/Berlin",
                  interest: str = "self-supervised video representation learning") -> str:
     return (f'version: 1\nemail: ada@example.org\ntimezone: {timezone}\nschedule: "{schedule}"\n'
-            f"min_score: 0.0\ninterests:\n  - {interest}\n")
+            f"min_relevance: 0.0\ninterests:\n  - {interest}\n")
 
 
 @dataclass

@@ -25,10 +25,10 @@ from digest.app import DigestApp
 from digest.config import Config, ServerConfig
 from digest.errors import DigestError
 from digest.profiles import load_profile
-from digest.server import DigestServer, make_server, render_markdown, serve, set_subscribed
 from digest.store import Store
 from digest.tokens import make_token
 from digest.types import Digest, Paper, Recommendation, Why
+from digest.web import DigestServer, make_server, render_markdown, serve, set_subscribed
 
 NOW = dt.datetime(2026, 6, 8, 12, 0, tzinfo=dt.UTC)
 SECRET = "test-secret-0123456789"
@@ -91,7 +91,13 @@ class Site:
 
 
 def ada() -> str:
-    return make_token(SECRET, "ada")
+    """Ada's act token: her page, votes, unsubscribe."""
+    return make_token(SECRET, "ada", "act")
+
+
+def ada_feed() -> str:
+    """Ada's feed token: it only reads."""
+    return make_token(SECRET, "ada", "feed")
 
 
 def tampered(token: str) -> str:
@@ -230,7 +236,7 @@ def raw_get(site: Site, path: str) -> tuple[int, bytes]:
 
 def test_feeds_hold_what_the_ledger_says_was_sent(reader: httpx.Client) -> None:
     for fmt, media_type in (("atom", "application/atom+xml"), ("rss", "application/rss+xml")):
-        response = reader.get(f"/feeds/{ada()}/feed.{fmt}")
+        response = reader.get(f"/feeds/{ada_feed()}/feed.{fmt}")
 
         assert response.status_code == 200
         assert response.headers["content-type"].startswith(media_type)
@@ -243,39 +249,39 @@ def test_feeds_hold_what_the_ledger_says_was_sent(reader: httpx.Client) -> None:
             "https://arxiv.org/abs/2506.00004",
         ]
         self_links = [link.href for link in feed.feed.links if link.rel == "self"]
-        assert self_links == [f"{PUBLIC}/feeds/{ada()}/feed.{fmt}"]
+        assert self_links == [f"{PUBLIC}/feeds/{ada_feed()}/feed.{fmt}"]
 
 
 def test_feeds_answer_conditional_requests_with_304(reader: httpx.Client) -> None:
-    first = reader.get(f"/feeds/{ada()}/feed.atom")
+    first = reader.get(f"/feeds/{ada_feed()}/feed.atom")
     etag, last_modified = first.headers["etag"], first.headers["last-modified"]
     assert last_modified == "Mon, 08 Jun 2026 12:00:00 GMT"
 
-    again = reader.get(f"/feeds/{ada()}/feed.atom", headers={"If-None-Match": etag})
+    again = reader.get(f"/feeds/{ada_feed()}/feed.atom", headers={"If-None-Match": etag})
     assert again.status_code == 304
     assert again.content == b""
     assert again.headers["etag"] == etag
 
-    by_date = reader.get(f"/feeds/{ada()}/feed.atom",
+    by_date = reader.get(f"/feeds/{ada_feed()}/feed.atom",
                          headers={"If-Modified-Since": last_modified})
     assert by_date.status_code == 304
 
-    other = reader.get(f"/feeds/{ada()}/feed.atom", headers={"If-None-Match": '"stale"'})
+    other = reader.get(f"/feeds/{ada_feed()}/feed.atom", headers={"If-None-Match": '"stale"'})
     assert other.status_code == 200
     assert other.content == first.content
     # RSS is another document, so another ETag.
-    assert reader.get(f"/feeds/{ada()}/feed.rss").headers["etag"] != etag
+    assert reader.get(f"/feeds/{ada_feed()}/feed.rss").headers["etag"] != etag
 
 
 def test_head_on_a_feed_has_headers_and_no_body(reader: httpx.Client) -> None:
-    response = reader.head(f"/feeds/{ada()}/feed.rss")
+    response = reader.head(f"/feeds/{ada_feed()}/feed.rss")
     assert response.status_code == 200
     assert response.content == b""
     assert int(response.headers["content-length"]) > 0
 
 
 def test_a_profile_never_sent_anything_has_a_valid_empty_feed(reader: httpx.Client) -> None:
-    response = reader.get(f"/feeds/{make_token(SECRET, 'ben')}/feed.atom")
+    response = reader.get(f"/feeds/{make_token(SECRET, 'ben', 'feed')}/feed.atom")
     assert response.status_code == 200
     feed = feedparser.parse(response.content)
     assert not feed.bozo
@@ -287,6 +293,7 @@ def test_a_profile_never_sent_anything_has_a_valid_empty_feed(reader: httpx.Clie
 
 def every_route(token: str) -> list[tuple[str, str]]:
     return [
+        ("GET", f"/p/{token}"),
         ("GET", f"/feeds/{token}/feed.atom"),
         ("GET", f"/feeds/{token}/feed.rss"),
         ("GET", f"/unsubscribe/{token}"),
@@ -300,7 +307,13 @@ def every_route(token: str) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("token", [
     pytest.param(tampered(make_token(SECRET, "ada")), id="tampered signature"),
+    pytest.param(tampered(make_token(SECRET, "ada", "feed")), id="tampered feed token"),
     pytest.param(make_token(SECRET, "ada").replace("ada.", "ben."), id="another name"),
+    pytest.param(make_token(SECRET, "ada").replace(".a", ".f", 1), id="act relabelled feed"),
+    pytest.param(make_token(SECRET, "ada", "feed").replace(".f", ".a", 1),
+                 id="feed relabelled act"),
+    pytest.param(make_token(SECRET, "ada", "feed").replace(".f", ".v", 1),
+                 id="feed relabelled vote"),
     pytest.param(make_token("another-secret", "ada"), id="foreign secret"),
     pytest.param("ada", id="bare name"),
     pytest.param("ada.", id="empty signature"),
@@ -320,7 +333,10 @@ def test_a_token_that_is_not_ours_gets_403_and_changes_nothing(
 def test_a_genuine_token_of_a_profile_that_is_gone_gets_404(
     shared: Site, reader: httpx.Client
 ) -> None:
-    for method, path in every_route(make_token(SECRET, "zoe")):
+    act, feed = make_token(SECRET, "zoe"), make_token(SECRET, "zoe", "feed")
+    routes = [*(r for r in every_route(act) if "/feeds/" not in r[1]),
+              *(r for r in every_route(feed) if "/feeds/" in r[1])]
+    for method, path in routes:
         assert reader.request(method, path).status_code == 404, (method, path)
     assert shared.unsubscribed() == set()
 
@@ -329,7 +345,6 @@ def test_a_genuine_token_of_a_profile_that_is_gone_gets_404(
 
 
 @pytest.mark.parametrize("path", [
-    "/",
     "/feeds",
     "/feeds/{ada}",
     "/feeds/{ada}/feed.json",
@@ -428,7 +443,7 @@ def test_a_profile_whose_file_has_errors_can_still_unsubscribe_and_vote(
     assert "2506.00003" in site.ada_yaml.read_text(encoding="utf-8")
     assert client.get(f"/digests/{ada()}/2026-06-08").status_code == 200
     # A feed is drawn for a profile, so it waits until the file is fixed.
-    assert client.get(f"/feeds/{ada()}/feed.atom").status_code == 503
+    assert client.get(f"/feeds/{ada_feed()}/feed.atom").status_code == 503
 
 
 def test_a_huge_body_is_refused(site: Site, client: httpx.Client) -> None:
@@ -565,7 +580,8 @@ def test_a_stored_digest_with_raw_html_is_sanitized(site: Site, client: httpx.Cl
 
 
 def test_every_response_carries_the_security_headers(client: httpx.Client) -> None:
-    for method, path in [*every_route(ada()), ("GET", "/nope"),
+    for method, path in [*every_route(ada()), *every_route(ada_feed()), ("GET", "/"),
+                         ("GET", "/nope"),
                          ("GET", f"/feeds/{tampered(ada())}/feed.atom"),
                          ("DELETE", f"/unsubscribe/{ada()}")]:
         response = client.request(method, path)
@@ -577,7 +593,8 @@ def test_every_response_carries_the_security_headers(client: httpx.Client) -> No
 
 
 def test_requests_at_the_same_time_are_each_answered(reader: httpx.Client) -> None:
-    paths = [f"/feeds/{ada()}/feed.atom", f"/digests/{ada()}/", f"/digests/{ada()}/2026-06-08",
+    paths = [f"/feeds/{ada_feed()}/feed.atom", f"/digests/{ada()}/",
+             f"/digests/{ada()}/2026-06-08",
              f"/unsubscribe/{ada()}"] * 8
     with ThreadPoolExecutor(8) as pool:
         statuses = list(pool.map(lambda path: reader.get(path).status_code, paths))
@@ -585,7 +602,7 @@ def test_requests_at_the_same_time_are_each_answered(reader: httpx.Client) -> No
 
 
 def test_a_wrong_method_is_405_with_allow(reader: httpx.Client) -> None:
-    response = reader.post(f"/feeds/{ada()}/feed.atom")
+    response = reader.post(f"/feeds/{ada_feed()}/feed.atom")
     assert response.status_code == 405
     assert response.headers["allow"] == "GET, HEAD"
 
@@ -593,14 +610,14 @@ def test_a_wrong_method_is_405_with_allow(reader: httpx.Client) -> None:
 def test_the_access_log_never_shows_tokens(
     reader: httpx.Client, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level("INFO", logger="digest.server"):
-        reader.get(f"/feeds/{ada()}/feed.atom")
+    with caplog.at_level("INFO", logger="digest.web"):
+        reader.get(f"/feeds/{ada_feed()}/feed.atom")
         # The request is logged once its response is out: give the server's thread a moment.
         deadline = time.monotonic() + 5
         while "feed.atom" not in caplog.text and time.monotonic() < deadline:
             time.sleep(0.01)
     assert "/feeds/<token>/feed.atom" in caplog.text
-    assert ada() not in caplog.text
+    assert ada_feed() not in caplog.text
 
 
 # --- markdown -----------------------------------------------------------------------------------

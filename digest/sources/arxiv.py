@@ -25,6 +25,7 @@ from ..errors import ArxivApiError, FormatError
 from ..http import Fetched, HttpClient, Validators
 from ..text import collapse, parse_arxiv_id
 from ..types import ParsedItem, RawPaper, Rejected
+from .limits import check_xml_depth, oversized
 
 LISTING_BASE = "https://rss.arxiv.org"
 API_URL = "https://export.arxiv.org/api/query"
@@ -97,7 +98,8 @@ def parse_api(body: bytes, *, origin: str) -> ApiPage:
             raise ArxivApiError(origin, message)
     channel = parsed.get("feed", {})
     start = _int(channel.get("opensearch_startindex"), 0)
-    items = [_api_item(entry, f"{origin} entry {start + i}") for i, entry in enumerate(entries)]
+    items = [_within_limits(_api_item(entry, where := f"{origin} entry {start + i}"), where)
+             for i, entry in enumerate(entries)]
     return ApiPage(
         items=items,
         total_results=_int(channel.get("opensearch_totalresults"), len(entries)),
@@ -128,6 +130,7 @@ def _parse_feed(body: bytes, origin: str) -> Any:
     # No sanitizing and no link resolving: feedparser reads RSS titles and descriptions as HTML
     # and those passes eat the text between a "<" and a ">" ("p<0.05 ... q>1"), while arXiv
     # sends plain text escaped at the XML level. Whoever renders this text as HTML escapes it.
+    check_xml_depth(body, origin)
     try:
         parsed = feedparser.parse(
             io.BytesIO(body), sanitize_html=False, resolve_relative_uris=False
@@ -147,7 +150,13 @@ def _listing_items(
     entries: list[Any], origin: str, channel_day: dt.date | None
 ) -> Iterator[ParsedItem]:
     for i, entry in enumerate(entries):
-        yield _listing_item(entry, f"{origin} entry {i}", channel_day)
+        yield _within_limits(_listing_item(entry, f"{origin} entry {i}", channel_day),
+                             f"{origin} entry {i}")
+
+
+def _within_limits(item: ParsedItem, where: str) -> ParsedItem:
+    too_large = oversized(item) if isinstance(item, RawPaper) else None
+    return Rejected(where, too_large) if too_large else item
 
 
 def _listing_item(entry: Any, where: str, channel_day: dt.date | None) -> ParsedItem:

@@ -35,6 +35,15 @@ from typing import Any, TextIO
 from ..errors import FormatError
 from ..text import has_lone_surrogate
 from ..types import ParsedItem, RawPaper, Rejected
+from .limits import (
+    MAX_LINE_CHARS,
+    BoundedLines,
+    Overlong,
+    loads_json,
+    open_gzip_text,
+    oversized,
+    too_long_message,
+)
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -50,7 +59,7 @@ def open_text(path: str) -> TextIO:
     with open(path, "rb") as probe:
         compressed = probe.read(2) == GZIP_MAGIC
     if compressed:
-        return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
+        return open_gzip_text(path)
     return open(path, encoding="utf-8-sig", newline="")
 
 
@@ -67,11 +76,15 @@ def parse_jsonl(lines: Iterable[str], *, origin: str) -> Iterator[ParsedItem]:
     lineno = 0
     try:
         for lineno, line in enumerate(lines, start=1):
+            where = f"{origin}:{lineno}"
+            if isinstance(line, Overlong) or len(line) > MAX_LINE_CHARS:
+                length = line.length if isinstance(line, Overlong) else len(line)
+                yield Rejected(where, too_long_message(length))
+                continue
             if not line or line.isspace():
                 continue
-            where = f"{origin}:{lineno}"
             try:
-                obj = json.loads(line)
+                obj = loads_json(line)
             except ValueError as exc:
                 reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
                 if first:
@@ -112,13 +125,18 @@ def parse_csv(stream: TextIO, *, origin: str) -> Iterator[ParsedItem]:
     raised on first iteration). Rows that are empty are skipped; a row with the wrong number of
     fields or a bad value is rejected with the line it starts on.
     """
-    reader = csv.reader(stream)
+    lines = BoundedLines(stream, origin)
+    reader = csv.reader(lines)
     try:
         header = _next_row(reader, origin)
     except csv.Error as exc:
         raise FormatError(origin, f"not a CSV of papers: unreadable header row: {exc}") from None
     if header is None:
         raise FormatError(origin, "not a CSV of papers: the file is empty, expected a header row")
+    if lines.overlong:
+        length = max(lines.overlong.values())
+        raise FormatError(origin, f"not a CSV of papers: its header row is {length:,} "
+                                  f"characters long; expected at most {MAX_LINE_CHARS:,}")
     names = [name.strip().lower() for name in header]
     if "title" not in names:
         found = ", ".join(repr(n) for n in names[:8])
@@ -138,7 +156,12 @@ def parse_csv(stream: TextIO, *, origin: str) -> Iterator[ParsedItem]:
         if row is None:
             return
         where = f"{origin}:{start}"
+        overlong = [n for n in range(start, reader.line_num + 1) if n in lines.overlong]
         start = reader.line_num + 1
+        if overlong:
+            # Its text was dropped unread: reject the row it was in, even an empty-looking one.
+            yield Rejected(f"{origin}:{overlong[0]}", too_long_message(lines.overlong[overlong[0]]))
+            continue
         if not any(cell.strip() for cell in row):
             continue
         if len(row) != len(names):
@@ -214,6 +237,8 @@ def _paper(rec: dict[str, Any], *, from_csv: bool) -> RawPaper:
                if v):
             raise _Bad(f"{field} is not valid Unicode: it holds a lone surrogate such as "
                        "\\ud800; expected text (a pair such as \\ud83d\\ude00 is fine)")
+    if too_large := oversized(paper):
+        raise _Bad(too_large)
     return paper
 
 
@@ -255,7 +280,7 @@ def _categories(value: Any, from_csv: bool) -> tuple[str, ...]:
 
 def _json_list(text: str, field: str) -> Any:
     try:
-        return json.loads(text)
+        return loads_json(text)
     except ValueError:
         raise _Bad(f"{field} looks like a JSON list but is not valid JSON: {text[:60]!r}") from None
 

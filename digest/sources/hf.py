@@ -8,7 +8,6 @@ malformed entry never costs the rest of the source.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -17,6 +16,7 @@ from ..errors import FormatError
 from ..http import HttpClient
 from ..text import has_lone_surrogate, parse_arxiv_id
 from ..types import ParsedItem, RawPaper, Rejected
+from .limits import loads_json, oversized
 
 DAILY_PAPERS_URL = "https://huggingface.co/api/daily_papers"
 
@@ -78,8 +78,8 @@ def parse_named(spec: str, *, today: dt.date | None = None) -> dt.date:
 
 def _load_array(body: bytes, origin: str) -> list[Any]:
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = loads_json(body)
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise FormatError(origin, f"not Hugging Face daily papers JSON: {exc}") from None
     if not isinstance(data, list):
         raise FormatError(
@@ -158,9 +158,12 @@ def _daily_entry(entry: Any) -> RawPaper:
             if parse_arxiv_id(pid)
             else f"https://huggingface.co/papers/{pid}"
         )
-    return RawPaper(
+    paper = RawPaper(
         title=title, abstract=abstract, id=pid, authors=tuple(names), date=day, url=url
     )
+    if too_large := oversized(paper):
+        raise _Bad(too_large)
+    return paper
 
 
 def _iso_day(value: Any, key: str) -> dt.date:
@@ -292,5 +295,7 @@ def _page_papers(
             i += 1  # get back in step: the next block should be a title
             continue
         abstract = blocks[i + 1][1] if i + 1 < len(blocks) else ""
-        yield RawPaper(title=title, abstract=abstract, date=day)
+        paper = RawPaper(title=title, abstract=abstract, date=day)
+        too_large = oversized(paper)
+        yield Rejected(f"{origin}:{lineno}", too_large) if too_large else paper
         i += 2

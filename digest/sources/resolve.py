@@ -8,6 +8,7 @@ progress in bytes.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from ..http import HttpClient
 from ..ingest import IngestContext, Opened, Source
 from ..types import ParsedItem
 from . import arxiv, files, hf
+from .limits import BoundedLines, read_body
 
 #: Formats `--format` accepts, and what each reads.
 FORMATS: dict[str, str] = {
@@ -61,11 +63,12 @@ def parse_body(fmt: str, body: bytes, *, origin: str, today: dt.date) -> Iterato
         raise FormatError(origin, f"not UTF-8 text ({exc})") from None
     if fmt == "hf-page":
         return hf.parse_hf_page(text, origin=origin, today=today)
+    # Lines end as in files (\n, \r\n, \r): str.splitlines would also split a JSON string
+    # at a U+2028 or a form feed.
     if fmt == "jsonl":
-        return files.parse_jsonl(text.splitlines(), origin=origin)
+        lines = BoundedLines(io.StringIO(text, newline=""), origin)
+        return files.parse_jsonl(lines, origin=origin)
     if fmt == "csv":
-        import io
-
         return files.parse_csv(io.StringIO(text, newline=""), origin=origin)
     raise FormatError(origin, f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
@@ -108,17 +111,12 @@ class FileSource:
             stream = files.open_text(self.path)
             position = _position_of(stream)
             items = (
-                files.parse_jsonl(stream, origin=self.path)
+                files.parse_jsonl(BoundedLines(stream, self.path), origin=self.path)
                 if fmt == "jsonl"
                 else files.parse_csv(stream, origin=self.path)
             )
             return Opened(_closing(items, stream), progress=lambda: (position(), size))
-        with open(self.path, "rb") as handle:
-            body = handle.read()
-        if body[:2] == files.GZIP_MAGIC:
-            import gzip
-
-            body = gzip.decompress(body)
+        body = read_body(self.path)
         return Opened(parse_body(fmt, body, origin=self.path, today=ctx.today))
 
 
@@ -217,6 +215,12 @@ def resolve(spec: str, *, today: dt.date, fmt: str | None = None) -> Source:
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
     lowered = spec.lower()
     if lowered.startswith(("http://", "https://")):
+        try:
+            host = urlsplit(spec).hostname
+        except ValueError as exc:  # such as an unclosed [ of an IPv6 address
+            raise ValueError(f"{spec!r} is not a valid URL: {exc}") from None
+        if not host:
+            raise ValueError(f"{spec!r} is not a valid URL: it names no host")
         return UrlSource(spec, fmt)
     if lowered.startswith(("arxiv:", "arxiv-api:")) and not os.path.exists(spec):
         named = arxiv.parse_named(spec)

@@ -155,4 +155,21 @@ def _migration_3(conn: Connection) -> None:
     meta.create(conn)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3]
+def _migration_4(conn: Connection) -> None:
+    # Titles are normalized more tolerantly (hyphenation, spacing, a few abbreviations; see
+    # text.normalize_title): recompute the stored ones so that old rows match new records.
+    # Keys of title-only papers ("title:<hash>") stay: lookups go by norm_title.
+    from ..text import normalize_title
+
+    table = sa.table("papers", sa.column("pid"), sa.column("title"), sa.column("norm_title"))
+    rows = conn.execute(sa.select(table.c.pid, table.c.title, table.c.norm_title)).all()
+    changed = [{"p": pid, "n": norm} for pid, title, old in rows
+               if (norm := normalize_title(title, cleaned=True)) != old]
+    if changed:
+        conn.execute(table.update().where(table.c.pid == sa.bindparam("p"))
+                     .values(norm_title=sa.bindparam("n")), changed)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [
+    _migration_1, _migration_2, _migration_3, _migration_4,
+]

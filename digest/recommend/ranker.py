@@ -6,13 +6,14 @@ For every profile, in one pass over all of them:
   and sharpened (`scoring.interest_queries`); an interest given only as text is expanded with
   its best-matching corpus papers (pseudo-relevance feedback). The profile's own seed and liked
   papers form one more interest, ``seed papers``;
-- a paper's similarity is its best weighted interest (a narrow second interest is never
-  drowned by a broad first one); avoided terms and disliked papers subtract from it, papers by
-  followed authors gain a fixed boost;
+- each query's cosines become relevance, calibrated against its own background
+  (`calibrate`); a paper's score is its best weighted interest's relevance (a narrow interest
+  with high raw cosines never crowds a broad one out); avoided terms and disliked papers
+  subtract from it, papers by followed authors are ranked first;
 - candidates are the papers announced in the profile's window (since its last digest, or
   ``--since``), minus what was sent to it, minus its own seed/liked/disliked papers, within its
-  categories if it names any; then ``min_score`` and ``max_papers`` apply, and near-duplicates
-  (cosine above `DUPLICATE`) are thinned.
+  categories if it names any; then ``min_relevance`` and ``max_papers`` apply, and
+  near-duplicates are thinned (`batch.duplicate_thresholds`).
 
 Scoring is a chunked matrix product over profiles (`scoring.similarities`): memory stays flat
 whatever the number of profiles, and there is no Python loop over papers.
@@ -21,98 +22,50 @@ whatever the number of profiles, and there is no Python loop over papers.
 from __future__ import annotations
 
 import datetime as dt
-import unicodedata
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from . import scoring
-from .model import TextModel
-from .profiles import Profile
-from .store import PaperRef, Store
-from .types import Paper, Recommendation, Why
+from .. import scoring
+from ..model import TextModel
+from ..profiles import Profile
+from ..store import PaperRef, Store
+from ..types import Paper, Recommendation, Why
+from . import calibrate
+from .batch import (
+    Batch,
+    Candidates,
+    Queries,
+    blas_threads,
+    duplicate_thresholds,
+    group_max,
+    ragged,
+)
+from .calibrate import Calibration, weights_as_relevance
+from .plan import Plan, Ranking, make_plans, normalize_author, paper_text
 
-#: Name of the implicit interest made of the profile's own seed and liked papers.
-SEED_INTEREST = "seed papers"
-#: Added to the score of a paper by a followed author: enough to put it ahead of every paper
-#: that is only similar, and past any min_score ("their new papers are always wanted").
-AUTHOR_BOOST = 1.0
+#: Added to the ranking key (not the relevance shown) of a paper by a followed author: enough
+#: to put it ahead of every paper that is only similar, and past any min_relevance ("their new
+#: papers are always wanted").
+AUTHOR_BOOST = 1000.0
 #: Multiplies the similarity to avoided terms / disliked papers subtracted from a score.
+#: Penalties are cosines, turned into relevance with the profile's own scale (the mean of its
+#: interests' `Calibration.scale`).
 AVOID_WEIGHT = 1.0
 DISLIKE_WEIGHT = 0.5
-#: The least an avoided phrase that occurs in a paper's text takes off its score, whatever the
-#: vectors say (a new method's name may not be in the model's vocabulary at all).
+#: The least an avoided phrase that occurs in a paper's text takes off its score (as a cosine),
+#: whatever the vectors say (a new method's name may not be in the model's vocabulary at all).
 AVOID_MIN = 0.3
-#: Two papers of one digest more similar than this: only the better one is kept.
-DUPLICATE = 0.8
 #: Profiles scored per chunk (memory: chunk x interests x candidates x 4 bytes).
 CHUNK = 256
 #: Text-only interests are expanded from the corpus once it has this many papers.
 EXPAND_MIN_CORPUS = 50
 #: Terms shown as the reason for a match.
 WHY_TERMS = 5
-
-
-def paper_text(paper: Paper) -> str:
-    """What a paper is scored on: its clean title and abstract."""
-    return f"{paper.title} {paper.abstract}"
-
-
-def normalize_author(name: str) -> str:
-    """Author names compared without case, accents, dots or extra spaces."""
-    text = name.casefold()
-    if not text.isascii():
-        text = unicodedata.normalize("NFKD", text)
-        text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    return " ".join(text.replace(".", " ").replace("-", " ").split())
-
-
-@dataclass
-class Ranking:
-    """The result of ranking one profile."""
-
-    profile: str
-    items: list[Recommendation]
-    #: Problems that did not stop the ranking (a seed paper not in the store ...).
-    warnings: list[str] = field(default_factory=list)
-    #: Candidates considered (after the window, ledger and category filters).
-    considered: int = 0
-
-
-@dataclass
-class _Plan:
-    """One profile, resolved against the store."""
-
-    profile: Profile
-    interests: list[str]
-    weights: list[float]
-    texts: list[str]
-    seeds: list[list[PaperRef]]  # per interest
-    all_seeds: list[PaperRef]
-    disliked: list[PaperRef]
-    exclude: set[int]
-    followed: dict[str, str]  # normalized -> as written
-    since: dt.date
-    warnings: list[str]
-
-
-@dataclass
-class Candidates:
-    """The papers scored in one ranking, and their vectors."""
-
-    papers: list[Paper]
-    vectors: sp.csr_matrix
-    announced: npt.NDArray[np.int64]
-    categories: list[frozenset[str]]
-    by_author: dict[str, list[int]]
-    index: dict[int, int]  # pid -> row
 
 
 class Recommender:
@@ -128,6 +81,7 @@ class Recommender:
         self.corpus = corpus
         self.corpus_pids = corpus_pids
         self._sharpening: npt.NDArray[np.float32] | None = None
+        self._background: scoring.PreparedPapers | None = None
 
     # -- public --------------------------------------------------------------------------------
 
@@ -140,7 +94,7 @@ class Recommender:
         top: int | None = None,
     ) -> list[Ranking]:
         """Rank each profile's candidates; `since` overrides every profile's window start,
-        `top` overrides ``max_papers`` and ignores ``min_score``."""
+        `top` overrides ``max_papers`` and ignores ``min_relevance``."""
         if not profiles:
             return []
         plans = self._plans(profiles, until=until, since=since)
@@ -155,8 +109,9 @@ class Recommender:
                 finite = np.isfinite(row)
                 rankings[i].considered = int(finite.sum())
                 limit = top or plan.profile.max_papers
-                floor = -np.inf if top else plan.profile.min_score
-                rankings[i].items = self._choose(batch, i, row, queries.at(i), limit=limit,
+                floor = -np.inf if top else plan.profile.min_relevance
+                rankings[i].items = self._choose(batch, i, row, queries.at(i),
+                                                 queries.calibration_at(i), limit=limit,
                                                  floor=floor)
         return rankings
 
@@ -178,57 +133,9 @@ class Recommender:
     # -- planning --------------------------------------------------------------------------------
 
     def _plans(self, profiles: Sequence[Profile], *, until: dt.date,
-               since: dt.date | None) -> list[_Plan]:
-        refs: set[str] = set()
-        for profile in profiles:
-            refs.update(profile.seed_papers, profile.liked, profile.disliked)
-            for interest in profile.interests:
-                refs.update(interest.seed_papers)
-        resolved = self.store.find_refs(refs)
-        names = [p.name for p in profiles]
-        default_start = until - dt.timedelta(days=self.first_digest_days)
-        covered = {} if since else self.store.last_covered(names)
-        earliest = min([since or default_start, *covered.values()])
-        sent = self.store.sent_pids_many(names, announced_from=earliest)
-        plans = []
-
-        def find(ref_list: Iterable[str], where: str, warnings: list[str]) -> list[PaperRef]:
-            found = []
-            for ref in ref_list:
-                paper = resolved.get(ref)
-                if paper is None:
-                    warnings.append(f"{where}: paper {ref!r} is not in the store")
-                else:
-                    found.append(paper)
-            return found
-
-        for profile in profiles:
-            warnings: list[str] = []
-
-            interests, weights, texts, seeds = [], [], [], []
-            for interest in profile.interests:
-                interests.append(interest.name)
-                weights.append(interest.weight)
-                texts.append(interest.text)
-                seeds.append(find(interest.seed_papers, f"interest {interest.name!r}", warnings))
-            own = (find(profile.seed_papers, "seed_papers", warnings)
-                   + find(profile.liked, "liked", warnings))
-            if own:
-                interests.append(SEED_INTEREST)
-                weights.append(1.0)
-                texts.append("")
-                seeds.append(own)
-            disliked = find(profile.disliked, "disliked", warnings)
-            all_seeds = [p for group in seeds for p in group]
-            exclude = set(sent.get(profile.name, set()))
-            exclude.update(p.pid for p in all_seeds)
-            exclude.update(p.pid for p in disliked)
-            start = since or covered.get(profile.name) or default_start
-            plans.append(_Plan(
-                profile, interests, weights, texts, seeds, all_seeds, disliked, exclude,
-                {normalize_author(a): a for a in profile.authors}, start, warnings,
-            ))
-        return plans
+               since: dt.date | None) -> list[Plan]:
+        return make_plans(self.store, profiles, until=until, since=since,
+                          first_digest_days=self.first_digest_days)
 
     def _vectors_of(self, papers: Sequence[Paper]) -> sp.csr_matrix:
         """Vectors of papers (see `_vectors_by_pid`)."""
@@ -265,7 +172,7 @@ class Recommender:
         found = self.store.papers_by_pid(pids)
         return [paper_text(found[pid]) for pid in pids]
 
-    def _batch(self, plans: Sequence[_Plan], candidates: Candidates) -> _Batch:
+    def _batch(self, plans: Sequence[Plan], candidates: Candidates) -> Batch:
         """Everything the chunks share: penalty rows, seed vectors, masks. Query vectors are
         built chunk by chunk (`_queries`), in the scoring threads: memory stays flat."""
         unique: dict[int, PaperRef] = {}
@@ -305,12 +212,12 @@ class Recommender:
         # Per-profile masks as flat (ptr, columns) arrays, so a chunk applies them with a few
         # fancy-index writes instead of a Python loop per profile.
         index = candidates.index
-        excluded = _ragged([[index[pid] for pid in plan.exclude if pid in index]
+        excluded = ragged([[index[pid] for pid in plan.exclude if pid in index]
                             for plan in plans])
-        boosted = _ragged([sorted({j for name in plan.followed
+        boosted = ragged([sorted({j for name in plan.followed
                                    for j in candidates.by_author.get(name, ())})
                            for plan in plans])
-        avoid_hits = _ragged([sorted({int(j) for t in plan.profile.avoid
+        avoid_hits = ragged([sorted({int(j) for t in plan.profile.avoid
                                       for j in avoided.get(t.casefold(), ())})
                               for plan in plans])
         mask_keys = list(category_masks)
@@ -320,7 +227,7 @@ class Recommender:
         mask_of = np.array([key_id.get(frozenset(plan.profile.categories), -1)
                             if plan.profile.categories else -1 for plan in plans],
                            dtype=np.int64)
-        return _Batch(
+        return Batch(
             plans, candidates, scoring.prepare(candidates.vectors), offsets.astype(np.int64),
             weights, penalties, pen_offsets, seed_matrix, seed_sharp, seed_row, corpus_prepared,
             category_masks,
@@ -334,7 +241,25 @@ class Recommender:
             self._sharpening = idf ** np.float32(scoring.IDF_POWER)
         return self._sharpening
 
-    def _queries(self, batch: _Batch, c0: int, c1: int) -> _Queries:
+    def background(self) -> scoring.PreparedPapers:
+        """The papers every query is calibrated against (`calibrate`): a fixed sample of the
+        corpus the model was fitted on, or of the store when no corpus vectors are at hand."""
+        if self._background is None:
+            if self.corpus is not None and self.corpus.shape[0]:
+                vectors = sp.csr_matrix(self.corpus[calibrate.background_rows(
+                    self.corpus.shape[0])])
+            else:
+                papers = list(self.store.iter_papers())
+                rows = calibrate.background_rows(len(papers))
+                vectors = self._vectors_of([papers[int(r)] for r in rows])
+            self._background = scoring.prepare(vectors)
+        return self._background
+
+    def calibration(self, queries: sp.csr_matrix) -> Calibration:
+        """Each query row's calibration against the background (one small product)."""
+        return calibrate.fit(scoring.similarities(queries, self.background()))
+
+    def _queries(self, batch: Batch, c0: int, c1: int) -> Queries:
         """The query rows of profiles c0..c1: one per interest, each its seed centroid and its
         text (expanded from the corpus when it has no seeds), sharpened, unit length."""
         plans = batch.plans[c0:c1]
@@ -366,9 +291,9 @@ class Recommender:
             text_vectors = scoring.sharpen(text_vectors, self.model.idf)
         # Both sides are sharpened already: mix them and make the rows unit length.
         matrix = scoring.interest_queries(centroids, text_vectors)
-        return _Queries(matrix, int(batch.offsets[c0]), batch.offsets)
+        return Queries(matrix, int(batch.offsets[c0]), batch.offsets, self.calibration(matrix))
 
-    def _penalties(self, plans: Sequence[_Plan], seed_matrix: sp.csr_matrix,
+    def _penalties(self, plans: Sequence[Plan], seed_matrix: sp.csr_matrix,
                    seed_row: Mapping[int, int]) -> tuple[sp.csr_matrix, npt.NDArray[np.int64]]:
         """Rows that push papers down: each avoided term, each disliked paper (weighted)."""
         texts = [term for plan in plans for term in plan.profile.avoid]
@@ -392,22 +317,24 @@ class Recommender:
 
     # -- scoring ---------------------------------------------------------------------------------
 
-    def _score_chunk(self, batch: _Batch, c0: int,
-                     c1: int) -> tuple[npt.NDArray[np.float32], _Queries]:
+    def _score_chunk(self, batch: Batch, c0: int,
+                     c1: int) -> tuple[npt.NDArray[np.float32], Queries]:
         """Final scores of profiles c0..c1 (rows) for every candidate, -inf where a paper is
         not a candidate for the profile; and their query rows."""
         queries = self._queries(batch, c0, c1)
         q0, q1 = int(batch.offsets[c0]), int(batch.offsets[c1])
-        scores = _group_max(queries.matrix, batch.offsets[c0 : c1 + 1] - q0, batch.prepared,
-                            batch.weights[q0:q1])
+        group_offsets = batch.offsets[c0 : c1 + 1] - q0
+        scores = group_max(queries.matrix, group_offsets, batch.prepared,
+                            batch.weights[q0:q1], calibration=queries.calibration)
         p0, p1 = int(batch.pen_offsets[c0]), int(batch.pen_offsets[c1])
         rows, cols = batch.avoid_hits.block(c0, c1)
         if p1 > p0 or len(rows):
-            penalty = _group_max(batch.penalties[p0:p1], batch.pen_offsets[c0 : c1 + 1] - p0,
+            penalty = group_max(batch.penalties[p0:p1], batch.pen_offsets[c0 : c1 + 1] - p0,
                                  batch.prepared, empty=0.0)
             np.maximum(penalty, 0, out=penalty)
             if len(rows):
                 penalty[rows, cols] = np.maximum(penalty[rows, cols], AVOID_MIN)
+            penalty *= queries.calibration.profile_scale(group_offsets)[:, None]
             scores -= penalty
             del penalty
         scores[batch.candidates.announced[None, :] < batch.since[c0:c1, None]] = -np.inf
@@ -425,8 +352,8 @@ class Recommender:
             scores[masked] = block
         return scores, queries
 
-    def _score_chunks(self, batch: _Batch, chunk: int = CHUNK, workers: int = scoring.WORKERS
-                      ) -> Iterator[tuple[int, int, npt.NDArray[np.float32], _Queries]]:
+    def _score_chunks(self, batch: Batch, chunk: int = CHUNK, workers: int = scoring.WORKERS
+                      ) -> Iterator[tuple[int, int, npt.NDArray[np.float32], Queries]]:
         """`_score_chunk` over all profiles, in order, `chunk` profiles at a time: (c0, c1,
         scores, queries). `workers` chunks are scored at once in threads (the kernel, the
         sparse products and BLAS release the GIL); at most ``workers + 1`` chunks are held at
@@ -437,8 +364,8 @@ class Recommender:
             for c0, c1 in bounds:
                 yield c0, c1, *self._score_chunk(batch, c0, c1)
             return
-        with ThreadPoolExecutor(workers) as pool, _blas_threads(1):
-            pending: deque[tuple[int, int, Future[tuple[npt.NDArray[np.float32], _Queries]]]]
+        with ThreadPoolExecutor(workers) as pool, blas_threads(1):
+            pending: deque[tuple[int, int, Future[tuple[npt.NDArray[np.float32], Queries]]]]
             pending = deque()
             for c0, c1 in bounds:
                 pending.append((c0, c1, pool.submit(self._score_chunk, batch, c0, c1)))
@@ -449,8 +376,9 @@ class Recommender:
                 d0, d1, done = pending.popleft()
                 yield d0, d1, *done.result()
 
-    def _choose(self, batch: _Batch, i: int, row: npt.NDArray[np.float32],
-                queries: sp.csr_matrix, *, limit: int, floor: float) -> list[Recommendation]:
+    def _choose(self, batch: Batch, i: int, row: npt.NDArray[np.float32],
+                queries: sp.csr_matrix, calibration: Calibration, *, limit: int,
+                floor: float) -> list[Recommendation]:
         """The best `limit` papers at or above `floor`, near-duplicates thinned, explained."""
         k = min(len(row), limit * 2 + 5)
         top = np.argpartition(-row, k - 1)[:k]
@@ -459,23 +387,24 @@ class Recommender:
         if not len(top):
             return []
         sub = batch.candidates.vectors[top]
-        similar = scoring.row_dots(sub, sub)
+        similar = scoring.row_dots(sub, sub) - duplicate_thresholds(sub)
         chosen: list[int] = []
         for pos in range(len(top)):
-            if chosen and similar[pos, chosen].max() > DUPLICATE:
+            if chosen and similar[pos, chosen].max() > 0:
                 continue
             chosen.append(pos)
             if len(chosen) >= limit:
                 break
         picked = top[chosen]
-        return self._explain(batch, i, queries, picked, row[picked], sub[chosen])
+        return self._explain(batch, i, queries, calibration, picked, row[picked], sub[chosen])
 
-    def _explain(self, batch: _Batch, i: int, queries: sp.csr_matrix,
+    def _explain(self, batch: Batch, i: int, queries: sp.csr_matrix, calibration: Calibration,
                  picked: npt.NDArray[np.int64], scores: npt.NDArray[np.float32],
                  items: sp.csr_matrix | None = None) -> list[Recommendation]:
         """Recommendations for profile `i`'s chosen candidates (`picked`, rows of the
-        candidates; `items` their vectors if at hand; `queries` the profile's query rows),
-        with the reasons: a few sparse products per profile, not per paper."""
+        candidates; `items` their vectors if at hand; `queries` the profile's query rows and
+        `calibration` theirs; `scores` their ranking keys), with the reasons: a few sparse
+        products per profile, not per paper."""
         plan = batch.plans[i]
         if items is None:
             items = batch.candidates.vectors[picked]
@@ -486,7 +415,9 @@ class Recommender:
         terms: list[tuple[str, ...]] = [()] * m
         if queries.shape[0]:
             sims = scoring.row_dots(queries, items)
-            best = np.argmax(sims * batch.weights[q0 : q0 + queries.shape[0], None], axis=0)
+            weights = batch.weights[q0 : q0 + queries.shape[0]]
+            weighted = calibration.apply(sims) + weights_as_relevance(weights)[:, None]
+            best = np.argmax(weighted, axis=0)
             similarity = sims[best, np.arange(m)]
             interest_of = [plan.interests[b] for b in best]
             names = self.model.terms()
@@ -514,122 +445,11 @@ class Recommender:
                 text = paper_text(paper).casefold()
                 penalties = tuple(t for t in plan.profile.avoid if t.casefold() in text)
             seed_key, seed_title, seed_sim = seed_best[r]
-            out.append(Recommendation(paper, float(scores[r]), Why(
+            # The boost only orders followed authors first; the score shown is the relevance.
+            score = float(scores[r]) - (AUTHOR_BOOST if authors else 0.0)
+            out.append(Recommendation(paper, score, Why(
                 interest=interest_of[r], similarity=float(similarity[r]), terms=terms[r],
                 authors=authors, seed_key=seed_key, seed_title=seed_title,
                 seed_similarity=seed_sim, penalties=penalties,
             )))
         return out
-
-
-@dataclass
-class _Batch:
-    """What one ranking computes once and its chunks share."""
-
-    plans: Sequence[_Plan]
-    candidates: Candidates
-    prepared: scoring.PreparedPapers
-    #: Query rows of profile i: offsets[i]..offsets[i+1], weighted by `weights`.
-    offsets: npt.NDArray[np.int64]
-    weights: npt.NDArray[np.float32]
-    penalties: sp.csr_matrix
-    pen_offsets: npt.NDArray[np.int64]
-    #: Vectors of every seed and disliked paper (rows by `seed_row`), and sharpened.
-    seed_matrix: sp.csr_matrix
-    seed_sharp: sp.csr_matrix
-    seed_row: Mapping[int, int]
-    #: The corpus laid out for expanding text-only interests (None: nothing to expand).
-    corpus_prepared: scoring.PreparedPapers | None
-    category_masks: dict[frozenset[str], npt.NDArray[np.bool_]]
-    since: npt.NDArray[np.int64]
-    #: Candidates whose text contains each avoided phrase (casefolded).
-    avoided: dict[str, npt.NDArray[np.int64]]
-    #: Per profile: candidates excluded (sent, own seeds, disliked), by followed authors,
-    #: containing an avoided phrase.
-    excluded: _Ragged
-    boosted: _Ragged
-    avoid_hits: _Ragged
-    #: One row per distinct category set, and each profile's row (-1: no category filter).
-    mask_stack: npt.NDArray[np.bool_]
-    mask_of: npt.NDArray[np.int64]
-
-
-@dataclass(frozen=True)
-class _Queries:
-    """The query rows of a run of profiles: rows ``offsets[i] - base`` onwards are profile
-    i's."""
-
-    matrix: sp.csr_matrix
-    base: int
-    offsets: npt.NDArray[np.int64]
-
-    def at(self, i: int) -> sp.csr_matrix:
-        """Profile i's rows."""
-        return self.matrix[int(self.offsets[i]) - self.base : int(self.offsets[i + 1]) - self.base]
-
-
-@dataclass
-class _Ragged:
-    """Lists of candidate rows, one per profile, flat (like CSR ``indptr``/``indices``)."""
-
-    ptr: npt.NDArray[np.int64]
-    cols: npt.NDArray[np.int64]
-
-    def block(self, c0: int, c1: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        """(row in the chunk, candidate) pairs of profiles c0..c1."""
-        lo, hi = int(self.ptr[c0]), int(self.ptr[c1])
-        rows = np.repeat(np.arange(c1 - c0, dtype=np.int64), np.diff(self.ptr[c0 : c1 + 1]))
-        return rows, self.cols[lo:hi]
-
-
-def _ragged(lists: Sequence[Sequence[int]]) -> _Ragged:
-    ptr = np.zeros(len(lists) + 1, dtype=np.int64)
-    ptr[1:] = np.cumsum([len(x) for x in lists])
-    cols = np.fromiter((j for x in lists for j in x), dtype=np.int64, count=int(ptr[-1]))
-    return _Ragged(ptr, cols)
-
-
-@contextmanager
-def _blas_threads(n: int) -> Iterator[None]:
-    """BLAS limited to `n` threads (when threadpoolctl is at hand): the chunks already run
-    in parallel, and two multi-threaded BLAS calls on two cores only fight."""
-    try:
-        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
-    except ImportError:  # pragma: no cover - installed with scikit-learn
-        yield
-        return
-    with threadpool_limits(limits=n, user_api="blas"):
-        yield
-
-
-def _group_max(rows: sp.csr_matrix, offsets: npt.NDArray[np.int64],
-               prepared: scoring.PreparedPapers, weights: npt.NDArray[np.float32] | None = None,
-               *, empty: float = -np.inf) -> npt.NDArray[np.float32]:
-    """The best (weighted) similarity of each group's rows (group g: rows offsets[g] to
-    offsets[g+1], from 0) to each paper; `empty` for a group without rows."""
-    sizes = np.diff(offsets)
-    n_papers = prepared.n_papers
-    if not len(sizes) or not sizes.any():
-        return np.full((len(sizes), n_papers), empty, dtype=np.float32)
-    block = scoring.similarities(rows, prepared)
-    if weights is not None and np.any(weights != 1):
-        block *= weights[:, None]
-    if np.all(sizes == 1):
-        return block
-    out = np.full((len(sizes), n_papers), empty, dtype=np.float32)
-    nonempty = np.flatnonzero(sizes > 0)
-    out[nonempty] = np.maximum.reduceat(block, offsets[:-1][nonempty], axis=0)
-    return out
-
-
-def rank_json(ranking: Ranking) -> dict[str, Any]:
-    """The ranking contract: ``{"profile", "papers": [{"id", "title", "score", "why"}]}``."""
-    return {
-        "profile": ranking.profile,
-        "papers": [
-            {"id": r.paper.key, "title": r.paper.title, "score": round(r.score, 4),
-             "why": r.why.as_dict()}
-            for r in ranking.items
-        ],
-        "warnings": ranking.warnings,
-    }

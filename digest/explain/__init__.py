@@ -10,12 +10,12 @@ in the order the recommender applies them, and reports each one that applies:
 2. the ledger: already sent to the profile (which digest, when);
 3. the profile's own seed, liked or disliked papers;
 4. the profile's categories;
-5. the score: below ``min_score``, past ``max_papers``, or thinned as a near-duplicate of a
+5. the score: below ``min_relevance``, past ``max_papers``, or thinned as a near-duplicate of a
    better paper.
 
 The score itself is broken down whatever the filters say: the similarity to every interest
-(weighted), what avoided terms and disliked papers took off, the followed-author boost, and
-where the paper would stand among the profile's candidates.
+(raw cosine and calibrated relevance, weighted), what avoided terms and disliked papers took
+off, the followed-author boost, and where the paper would stand among the profile's candidates.
 """
 
 from __future__ import annotations
@@ -30,25 +30,26 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from .errors import DigestError
-from .modelstore import recommender
-from .profiles import Profile
-from .recommend import (
+from ..errors import DigestError
+from ..modelstore import recommender
+from ..profiles import Profile
+from ..recommend import (
     AUTHOR_BOOST,
     AVOID_MIN,
     AVOID_WEIGHT,
     DISLIKE_WEIGHT,
-    DUPLICATE,
     Candidates,
     Recommender,
+    duplicate_thresholds,
     normalize_author,
     paper_text,
 )
-from .store import PaperRef, Store
-from .types import Paper, Why
+from ..store import PaperRef
+from ..types import Paper, Why
+from .filters import Facts
 
 if TYPE_CHECKING:
-    from .app import DigestApp
+    from ..app import DigestApp
 
 __all__ = [
     "Explanation",
@@ -63,7 +64,7 @@ __all__ = [
 #: the filters (`Explanation.causes`).
 CAUSES = (
     "before_window", "after_until", "already_sent", "own_paper", "category",
-    "no_interests", "below_min_score", "max_papers", "duplicate",
+    "no_interests", "below_min_relevance", "max_papers", "duplicate",
 )
 
 
@@ -77,12 +78,16 @@ class InterestScore:
 
     name: str
     weight: float
-    #: Cosine similarity to the interest's query vector, 0..1.
+    #: Cosine similarity to the interest's query vector, 0..1 (the raw figure).
     similarity: float
+    #: The same similarity calibrated against the interest's background
+    #: (`digest.recommend.calibrate`): -log10 of the share of papers at least this similar.
+    relevance: float
 
     @property
     def weighted(self) -> float:
-        return self.similarity * self.weight
+        """The relevance the ranking compares: plus ``log10(weight)``."""
+        return self.relevance + math.log10(self.weight)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +102,8 @@ class Penalty:
     title: str | None
     #: Similarity of the paper to the term or disliked paper, before weighting.
     similarity: float
-    #: What it takes off (similarity x AVOID_WEIGHT or DISLIKE_WEIGHT); only the largest counts.
+    #: What it takes off the relevance (similarity x AVOID_WEIGHT or DISLIKE_WEIGHT, in the
+    #: profile's relevance units); only the largest counts.
     amount: float
 
 
@@ -115,10 +121,11 @@ class Explanation:
     #: Codes of every cause that keeps the paper out (see `CAUSES`), main cause first; empty
     #: when it is chosen.
     causes: tuple[str, ...]
-    #: Final score (best weighted interest - largest penalty + author boost); None when the
-    #: profile has no interest that could be scored.
+    #: Final score, in relevance (best weighted interest - largest penalty); None when the
+    #: profile has no interest that could be scored. A followed author's paper ranks first
+    #: whatever its score (`author_boost` is added to its ranking key, not to the score).
     score: float | None
-    min_score: float
+    min_relevance: float
     max_papers: int
     #: Similarity to every interest of the profile (``seed papers`` for its own seeds).
     interests: tuple[InterestScore, ...]
@@ -160,14 +167,14 @@ class Explanation:
             "causes": list(self.causes),
             "reasons": list(self.reasons),
             "score": _round(self.score),
-            "min_score": self.min_score,
+            "min_relevance": self.min_relevance,
             "max_papers": self.max_papers,
             "position": self.position,
             "considered": self.considered,
             "window": {"from": self.window_start.isoformat(), "to": self.until.isoformat()},
             "interests": [
                 {"name": s.name, "weight": s.weight, "similarity": _round(s.similarity),
-                 "weighted": _round(s.weighted)}
+                 "relevance": _round(s.relevance), "weighted": _round(s.weighted)}
                 for s in self.interests
             ],
             "penalty": _round(self.penalty),
@@ -195,23 +202,24 @@ class Explanation:
         lines = [f"{self.paper.key}  {self.paper.title}",
                  f"profile {self.profile}: {verdict}", ""]
         lines += [f"- {reason}" for reason in self.reasons]
-        lines += ["", "similarity by interest (x weight):"]
+        lines += ["", "relevance by interest (+ log10 of its weight), from the raw cosine:"]
         width = max([len(s.name) for s in self.interests] + [8])
         best = max(self.interests, key=lambda s: s.weighted, default=None)
         for s in self.interests:
             mark = "  <- best" if s is best else ""
-            lines.append(f"  {s.name:<{width}}  {s.similarity:.3f} x {s.weight:g} = "
-                         f"{s.weighted:.3f}{mark}")
+            value = (f"{s.relevance:.2f} + log10({s.weight:g}) = {s.weighted:.2f}"
+                     if s.weight != 1 else f"{s.relevance:.2f}")
+            lines.append(f"  {s.name:<{width}}  {value}  (cosine {s.similarity:.3f}){mark}")
         if not self.interests:
             lines.append("  (none: the profile has no interest that could be scored)")
         for p in self.penalties:
             label = f"avoid {p.what!r}" if p.kind == "avoid" else f"disliked {p.what}"
-            lines.append(f"  {label:<{width}}  -{p.amount:.3f}")
+            lines.append(f"  {label:<{width}}  -{p.amount:.2f}")
+        score = "-" if self.score is None else f"{self.score:.2f}"
+        lines.append(f"  {'score':<{width}}  {score} (min_relevance {self.min_relevance:g})")
         if self.author_boost:
-            lines.append(f"  {'authors':<{width}}  +{self.author_boost:.3f} "
+            lines.append(f"  {'authors':<{width}}  ranked first, past min_relevance "
                          f"({', '.join(self.authors)})")
-        score = "-" if self.score is None else f"{self.score:.3f}"
-        lines.append(f"  {'score':<{width}}  {score} (min_score {self.min_score:g})")
         return "\n".join(lines)
 
 
@@ -231,33 +239,39 @@ def explain(ranker: Recommender, profile: Profile, paper_key: str, *, until: dt.
             "the store knows, or the exact title)"
         )
     (plan,) = ranker._plans([profile], until=until, since=since)
-    facts = _Facts(profile, paper, plan.since, until)
+    facts = Facts(profile, paper, plan.since, until)
 
     # The score, broken down, on the paper alone: it exists whatever the filters say.
     alone = ranker._batch([plan], _alone(ranker, paper, until))
-    queries = ranker._queries(alone, 0, 1).matrix
+    alone_queries = ranker._queries(alone, 0, 1)
+    queries, calibration = alone_queries.matrix, alone_queries.calibration
     vec = alone.candidates.vectors[0]
     sims = np.asarray((queries @ vec.T).todense(), dtype=np.float64).ravel()
-    interests = tuple(InterestScore(name, float(w), float(s))
-                      for name, w, s in zip(plan.interests, plan.weights, sims, strict=True))
+    interests = tuple(
+        InterestScore(name, float(w), float(s), calibration.relevance(n, float(s)))
+        for n, (name, w, s) in enumerate(zip(plan.interests, plan.weights, sims, strict=True))
+    )
+    scale = float(calibration.scale.mean()) if len(calibration) else 0.0
     penalties = _penalties(alone.penalties, vec, profile.avoid, plan.disliked,
-                           paper_text(paper).casefold())
+                           paper_text(paper).casefold(), scale)
     penalty = max([p.amount for p in penalties] + [0.0])
     followed = {normalize_author(a) for a in paper.authors} & plan.followed.keys()
     authors = tuple(plan.followed[normalize_author(a)] for a in paper.authors
                     if normalize_author(a) in followed)
     boost = AUTHOR_BOOST if followed else 0.0
-    score = (max(s.weighted for s in interests) - penalty + boost) if interests else None
-    (alone_item,) = ranker._explain(alone, 0, queries, np.array([0], dtype=np.int64),
-                                    np.array([score or 0.0], dtype=np.float32))
+    score = (max(s.weighted for s in interests) - penalty) if interests else None
+    (alone_item,) = ranker._explain(alone, 0, queries, calibration,
+                                    np.array([0], dtype=np.int64),
+                                    np.array([(score or 0.0) + boost], dtype=np.float32))
     why = alone_item.why
+    key = None if score is None else score + boost  # what the ranking sorts and thresholds
 
     # The ranking as `digest rank PROFILE` does it.
     candidates = ranker.candidates(plan.since, until)
     chosen = False
     position: int | None = None
     considered = 0
-    duplicate: tuple[str, float] | None = None
+    duplicate: tuple[str, float, float] | None = None
     past_limit = False
     if candidates.papers:
         batch = ranker._batch([plan], candidates)
@@ -265,19 +279,21 @@ def explain(ranker: Recommender, profile: Profile, paper_key: str, *, until: dt.
         row = scores[0]
         finite = np.isfinite(row)
         considered = int(finite.sum())
-        items = ranker._choose(batch, 0, row, ranked_queries.at(0), limit=profile.max_papers,
-                               floor=profile.min_score)
+        items = ranker._choose(batch, 0, row, ranked_queries.at(0),
+                               ranked_queries.calibration_at(0), limit=profile.max_papers,
+                               floor=profile.min_relevance)
         picked = next((r for r in items if r.paper.pid == paper.pid), None)
         j = candidates.index.get(paper.pid)
         if j is not None and finite[j]:
-            score = float(row[j])  # exactly what `rank` reports
+            key = float(row[j])
+            score = key - boost  # exactly what `rank` reports
             if picked is not None:
                 chosen, why = True, picked.why
-            elif score >= profile.min_score:
+            elif key >= profile.min_relevance:
                 duplicate, past_limit = _thinned(row, j, candidates, profile.max_papers,
-                                                 profile.min_score)
-        if score is not None and considered:
-            position = 1 + int((row[finite] > np.float32(score)).sum())
+                                                 profile.min_relevance)
+        if key is not None and considered:
+            position = 1 + int((row[finite] > np.float32(key)).sum())
 
     reasons, causes = facts.filters(store, since=since,
                                      first_digest_days=ranker.first_digest_days)
@@ -286,29 +302,29 @@ def explain(ranker: Recommender, profile: Profile, paper_key: str, *, until: dt.
         causes.append("no_interests")
         reasons.append("The profile has no interest that could be scored: none of its seed "
                        "papers is in the store and it has no interest text.")
-    elif score is not None and score < profile.min_score:
-        causes.append("below_min_score")
-        reasons.append(f"Its score {score:.3f} is below the profile's min_score "
-                       f"{profile.min_score:g}.")
+    elif key is not None and score is not None and key < profile.min_relevance:
+        causes.append("below_min_relevance")
+        reasons.append(f"Its relevance {score:.2f} is below the profile's min_relevance "
+                       f"{profile.min_relevance:g}.")
     elif duplicate is not None:
         causes.append("duplicate")
         reasons.append(f"It was thinned as a near-duplicate of {duplicate[0]}, a better paper "
-                       f"in the digest (similarity {duplicate[1]:.2f} > {DUPLICATE:g}).")
+                       f"in the digest (similarity {duplicate[1]:.2f} > {duplicate[2]:g}).")
     elif past_limit or not (filtered or chosen):
         causes.append("max_papers")
         reasons.append(f"It ranks {_place(position, considered)}: below the cut of "
                        f"max_papers {profile.max_papers}.")
     if chosen and score is not None:
-        reasons.insert(0, f"Chosen: it ranks {_place(position, considered)} with score "
-                          f"{score:.3f} (min_score {profile.min_score:g}, max_papers "
+        reasons.insert(0, f"Chosen: it ranks {_place(position, considered)} with relevance "
+                          f"{score:.2f} (min_relevance {profile.min_relevance:g}, max_papers "
                           f"{profile.max_papers}).")
     elif filtered and position is not None and score is not None:
         reasons.append(f"Were it a candidate, it would rank {_place(position, considered)} "
-                       f"with score {score:.3f}.")
+                       f"with relevance {score:.2f}.")
     reasons += _score_reasons(interests, penalties, authors, boost, why)
     return Explanation(
         profile=profile.name, paper=paper, chosen=chosen, reasons=reasons, causes=tuple(causes),
-        score=score, min_score=profile.min_score, max_papers=profile.max_papers,
+        score=score, min_relevance=profile.min_relevance, max_papers=profile.max_papers,
         interests=interests, penalties=penalties, penalty=penalty, authors=authors,
         author_boost=boost, why=why, position=position, considered=considered,
         window_start=plan.since, until=until, sent_in=facts.sent_in, sent_at=facts.sent_at,
@@ -329,82 +345,6 @@ def explain_in(app: DigestApp, profile: Profile, paper_key: str, *,
                        since=since)
 
 
-# -- the filters --------------------------------------------------------------------------------
-
-
-@dataclass
-class _Facts:
-    profile: Profile
-    paper: Paper
-    start: dt.date
-    until: dt.date
-    sent_in: str | None = None
-    sent_at: dt.datetime | None = None
-
-    def filters(self, store: Store, *, since: dt.date | None,
-                first_digest_days: int) -> tuple[list[str], list[str]]:
-        """Reasons and causes of every filter that keeps the paper out, in the recommender's
-        order."""
-        profile, paper = self.profile, self.paper
-        reasons: list[str] = []
-        causes: list[str] = []
-        window = f"{self.start.isoformat()} to {self.until.isoformat()}"
-        if paper.announced is not None and paper.announced < self.start:
-            if since is not None:
-                began = f"--since {since.isoformat()}"
-            elif (last := store.last_covered([profile.name]).get(profile.name)) is not None:
-                began = f"its last digest covered papers up to {last.isoformat()}"
-            else:
-                began = f"a first digest covers the last {first_digest_days} days"
-            causes.append("before_window")
-            reasons.append(f"It was announced on {paper.announced.isoformat()}, before the "
-                           f"profile's window ({window}; {began}).")
-        if paper.announced is not None and paper.announced > self.until:
-            causes.append("after_until")
-            reasons.append(f"It was announced on {paper.announced.isoformat()}, after the "
-                           f"window's end {self.until.isoformat()}.")
-        if paper.pid in store.sent_pids(profile.name):
-            carried = [d for d in store.deliveries_of(profile.name)
-                       if paper.pid in d.pids and d.status == "sent"]
-            first = min(carried, key=lambda d: d.sent_at or d.created_at, default=None)
-            causes.append("already_sent")
-            if first is None:
-                reasons.append("It was already sent to this profile (the ledger has it).")
-            else:
-                self.sent_in, self.sent_at = first.key, first.sent_at
-                when = f" on {first.sent_at:%Y-%m-%d %H:%M} UTC" if first.sent_at else ""
-                reasons.append(f"It was already sent to this profile, in the digest of "
-                               f"{first.key}{when}.")
-        own = _own_lists(store, profile, paper)
-        if own:
-            causes.append("own_paper")
-            reasons.append(f"It is one of the profile's own papers ({'; '.join(own)}), which "
-                           "are never recommended back.")
-        if profile.categories and not set(paper.categories) & set(profile.categories):
-            causes.append("category")
-            cats = ", ".join(paper.categories) or "none"
-            reasons.append(f"Its categories ({cats}) are outside the profile's "
-                           f"({', '.join(profile.categories)}).")
-        return reasons, causes
-
-
-def _own_lists(store: Store, profile: Profile, paper: Paper) -> list[str]:
-    """Where the profile names the paper: ``liked as '2506.01234'`` ..."""
-    lists: list[tuple[str, Sequence[str]]] = [
-        (f"seed paper of interest {i.name!r}", i.seed_papers) for i in profile.interests
-    ]
-    lists += [("seed_papers", profile.seed_papers), ("liked", profile.liked),
-              ("disliked", profile.disliked)]
-    resolved = store.resolve_refs({ref for _, refs in lists for ref in refs})
-    out = []
-    for label, refs in lists:
-        for ref in refs:
-            found = resolved.get(ref)
-            if found is not None and found.pid == paper.pid:
-                out.append(f"{label} as {ref!r}")
-    return out
-
-
 # -- the score ----------------------------------------------------------------------------------
 
 
@@ -419,10 +359,11 @@ def _alone(ranker: Recommender, paper: Paper, until: dt.date) -> Candidates:
 
 
 def _penalties(rows: sp.csr_matrix, vec: sp.csr_matrix, avoid: Sequence[str],
-               disliked: Sequence[PaperRef], text: str) -> tuple[Penalty, ...]:
+               disliked: Sequence[PaperRef], text: str, scale: float) -> tuple[Penalty, ...]:
     """Every penalty row (avoided terms, then disliked papers, as
     `Recommender._penalties` lays them out) that the paper is similar to, largest first; an
-    avoided phrase in the paper's `text` (casefolded) takes off at least AVOID_MIN."""
+    avoided phrase in the paper's `text` (casefolded) takes off at least AVOID_MIN. Amounts
+    are cosines times `scale` (the profile's relevance per unit of cosine)."""
     if rows.shape[0] == 0:
         return ()
     amounts = np.asarray((rows @ vec.T).todense(), dtype=np.float64).ravel()
@@ -435,16 +376,16 @@ def _penalties(rows: sp.csr_matrix, vec: sp.csr_matrix, avoid: Sequence[str],
             continue
         if n < len(avoid):
             out.append(Penalty("avoid", avoid[n], None, float(amount) / AVOID_WEIGHT,
-                               float(amount)))
+                               float(amount) * scale))
         else:
             d = disliked[n - len(avoid)]
             out.append(Penalty("disliked", d.key, d.title, float(amount) / DISLIKE_WEIGHT,
-                               float(amount)))
+                               float(amount) * scale))
     return tuple(sorted(out, key=lambda p: -p.amount))
 
 
 def _thinned(row: npt.NDArray[np.float32], j: int, candidates: Candidates, limit: int,
-             floor: float) -> tuple[tuple[str, float] | None, bool]:
+             floor: float) -> tuple[tuple[str, float, float] | None, bool]:
     """Why candidate `j`, above the floor, was not chosen: (the better paper it duplicates and
     their similarity, or None; whether the digest was full before it). The same greedy walk as
     `Recommender._choose`."""
@@ -457,10 +398,13 @@ def _thinned(row: npt.NDArray[np.float32], j: int, candidates: Candidates, limit
             return None, True
         if chosen:
             sims = np.asarray((vectors[chosen] @ vectors[int(k)].T).todense()).ravel()
-            best = int(np.argmax(sims))
-            if sims[best] > DUPLICATE:
+            pair = sp.csr_matrix(sp.vstack([vectors[chosen], vectors[int(k)]]))
+            limits = duplicate_thresholds(pair)[-1, :-1]
+            best = int(np.argmax(sims - limits))
+            if sims[best] > limits[best]:
                 if k == j:
-                    return (candidates.papers[chosen[best]].key, float(sims[best])), False
+                    return (candidates.papers[chosen[best]].key, float(sims[best]),
+                            float(limits[best])), False
                 continue
         if k == j:
             return None, False
@@ -474,21 +418,23 @@ def _score_reasons(interests: Sequence[InterestScore], penalties: Sequence[Penal
     if interests:
         best = max(interests, key=lambda s: s.weighted)
         terms = f" (shared terms: {', '.join(why.terms)})" if why.terms else ""
-        out.append(f"Best interest: {best.name!r}, similarity {best.similarity:.3f} x weight "
-                   f"{best.weight:g}{terms}.")
+        weight = f", weight {best.weight:g}" if best.weight != 1 else ""
+        out.append(f"Best interest: {best.name!r}, relevance {best.relevance:.2f} (cosine "
+                   f"{best.similarity:.3f}){weight}{terms}.")
         others = [s for s in interests if s is not best]
         if others:
             out.append("Other interests: " + ", ".join(
-                f"{s.name!r} {s.weighted:.3f}" for s in others) + ".")
+                f"{s.name!r} {s.weighted:.2f}" for s in others) + ".")
     if penalties:
         top = penalties[0]
         label = (f"avoided term {top.what!r}" if top.kind == "avoid"
                  else f"disliked paper {top.what} ({top.title})")
-        out.append(f"Pushed down by {top.amount:.3f} for the {label}"
+        out.append(f"Pushed down by {top.amount:.2f} for the {label}"
                    + (f"; also similar: {', '.join(p.what for p in penalties[1:])}"
                       if len(penalties) > 1 else "") + ".")
     if authors:
-        out.append(f"Boosted by {boost:.2f} for followed author(s) {', '.join(authors)}.")
+        out.append(f"Ranked first, past min_relevance: by followed author(s) "
+                   f"{', '.join(authors)}.")
     if why.seed_key is not None and why.seed_similarity is not None:
         out.append(f"Closest seed paper: {why.seed_key} {why.seed_title!r} (similarity "
                    f"{why.seed_similarity:.3f}).")
