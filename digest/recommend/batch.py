@@ -106,10 +106,13 @@ class Ragged:
         return rows, self.cols[lo:hi]
 
 
-def duplicate_thresholds(vectors: sp.csr_matrix) -> npt.NDArray[np.float32]:
+def duplicate_thresholds(vectors: sp.csr_matrix,
+                         n_words: int | None = None) -> npt.NDArray[np.float32]:
     """For each pair of rows, the similarity above which they are near-duplicates:
-    `DUPLICATE`, or `DUPLICATE_SHORT` when either is a short text."""
-    short = np.diff(vectors.indptr) < SHORT_TERMS
+    `DUPLICATE`, or `DUPLICATE_SHORT` when either is a short text. `n_words`: the model's word
+    columns (`TextModel.n_words`); the title block's n-grams after them are not terms."""
+    words = vectors if n_words is None else vectors[:, :n_words]
+    short = np.diff(sp.csr_matrix(words).indptr) < SHORT_TERMS
     either = short[:, None] | short[None, :]
     return np.where(either, np.float32(DUPLICATE_SHORT), np.float32(DUPLICATE))
 
