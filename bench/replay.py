@@ -694,14 +694,14 @@ def feed_keys(path: Path) -> list[str]:
 def expected_feed(store: Store, profile: str, *, now: dt.datetime, window_days: int,
                   max_items: int) -> list[str]:
     """What the ledger says a feed holds at `now`: papers of the sent deliveries sent within
-    the window, newest first (ties by key), at most `max_items`."""
+    the window, newest digest first and each digest in its ranking order, at most
+    `max_items`."""
     cutoff = now - dt.timedelta(days=window_days)
     items: list[tuple[dt.datetime, str]] = []
     for d in store.deliveries_of(profile):
         if d.status == "sent" and d.sent_at is not None and d.sent_at >= cutoff:
             items += [(d.sent_at, str(item.get("key", item["pid"]))) for item in d.items]
-    items.sort(key=lambda x: x[1])
-    items.sort(key=lambda x: x[0], reverse=True)
+    items.sort(key=lambda x: x[0], reverse=True)  # stable: the ranking within a digest stays
     return [key for _, key in items[:max_items]]
 
 

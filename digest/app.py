@@ -45,6 +45,8 @@ class DigestApp:
     profiles_dir: str
     clock: Clock = utc_now
     transport: Transport | None = None  # None: from config (SMTP, else .eml files)
+    #: The HTTP client for arXiv and Hugging Face; tests give one with a fake transport.
+    http_factory: Callable[[], HttpClient] | None = None
     #: Where one-line notices go (why the model is fitted, its progress); None: logging.
     notice: Callable[[str], None] | None = None
 
@@ -67,6 +69,9 @@ class DigestApp:
                             MIN_SCORE_DEPRECATED.format(relevance=profile.min_relevance))
         if not names:
             return found
+        # A profile is named by its identity or by its file name (they differ after a rename).
+        by_file = {path.stem: name for name, path in found.paths.items()}
+        names = [n if n in found.paths else by_file.get(n, n) for n in names]
         missing = [n for n in names if found.get(n) is None and n not in _error_names(found)]
         if missing:
             known = ", ".join(sorted(found.paths)) or "none"
@@ -118,11 +123,16 @@ class DigestApp:
     def ingest(self, sources: Sequence[Source], *, today: dt.date | None = None,
                progress: ProgressHook | None = None) -> list[SourceResult]:
         now = self.clock()
-        http = HttpClient(contact=self.config.http.contact, timeout=self.config.http.timeout,
-                          max_retries=self.config.http.retries)
+        http = self.http()
         with self.open_store() as store, http:
             ctx = IngestContext(now=now, today=today or now.date(), http=http, store=store)
             return ingest(store, sources, ctx, progress=progress)
+
+    def http(self) -> HttpClient:
+        if self.http_factory is not None:
+            return self.http_factory()
+        return HttpClient(contact=self.config.http.contact, timeout=self.config.http.timeout,
+                          max_retries=self.config.http.retries)
 
     def rank(self, profiles: Sequence[Profile], *, until: dt.date | None = None,
              since: dt.date | None = None, top: int | None = None) -> list[Ranking]:

@@ -7,11 +7,12 @@ reported as ``file:line: key: what was expected``.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -103,6 +104,10 @@ class ServerConfig(_Section):
     )
     secret_env: str = Field("DIGEST_SECRET", description="Environment variable holding the "
                                                           "secret that signs link tokens.")
+    secret_file: str | None = Field(
+        None, description="File holding that secret (mode 0600, written by `digest init`), read "
+                          "when the environment variable is not set."
+    )
     host: str = Field("127.0.0.1", description="Address `digest serve` listens on.")
     port: int = Field(8080, ge=1, le=65535, description="Port `digest serve` listens on.")
     previous_secrets_env: str = Field(
@@ -181,7 +186,8 @@ class ScheduleConfig(_Section):
 
 
 class Config(_Section):
-    """The whole file. Paths are relative to the directory digest runs in."""
+    """The whole file. Relative paths are taken from the file's own folder (from the current
+    directory when there is no file)."""
 
     database: str = Field(DEFAULT_URL, description="SQLAlchemy database URL.")
     profiles_dir: str = Field("profiles", description="Folder of profile YAML files.")
@@ -201,12 +207,57 @@ class Config(_Section):
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
 
     def secret(self) -> str | None:
-        """The link-signing secret from the environment (never from the file)."""
-        return os.environ.get(self.server.secret_env) or None
+        """The link-signing secret from the environment, else from `server.secret_file`
+        (never from this file itself)."""
+        from_env = os.environ.get(self.server.secret_env)
+        if from_env or not self.server.secret_file:
+            return from_env or None
+        try:
+            return Path(self.server.secret_file).read_text(encoding="utf-8").strip() or None
+        except OSError as exc:
+            raise ConfigError(f"{self.server.secret_file}: cannot read the secret: "
+                              f"{exc.strerror or exc}") from None
+
+    def relative_to(self, folder: Path) -> Config:
+        """This configuration with its relative paths taken from `folder` (the config file's
+        own folder), so a command run elsewhere uses the same store, profiles and output."""
+
+        def anchored(value: str) -> str:
+            return value if Path(value).is_absolute() else str(folder / value)
+
+        server = self.server
+        if server.secret_file:
+            server = server.model_copy(update={"secret_file": anchored(server.secret_file)})
+        database = self.database
+        if database.startswith("sqlite:///") and database != "sqlite:///:memory:":
+            database = "sqlite:///" + anchored(database.removeprefix("sqlite:///"))
+        return self.model_copy(update={
+            "database": database,
+            "profiles_dir": anchored(self.profiles_dir),
+            "out_dir": anchored(self.out_dir),
+            "templates_dir": anchored(self.templates_dir) if self.templates_dir else None,
+            "server": server,
+        })
+
 
     def previous_secrets(self) -> tuple[str, ...]:
         """Earlier link-signing secrets, still accepted during the grace period."""
         return tuple(os.environ.get(self.server.previous_secrets_env, "").split())
+
+
+def _unknown_key(loc: tuple[Any, ...]) -> str:
+    """"unknown key", with the closest key of its section when there is one."""
+    model: Any = Config
+    for part in loc[:-1]:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        inner = [a for a in get_args(field.annotation) if isinstance(a, type)] if field else []
+        model = next((a for a in [field.annotation, *inner] if isinstance(a, type)
+                      and issubclass(a, BaseModel)), None) if field else None
+        if model is None:
+            return "unknown key"
+    keys = [f.alias or name for name, f in model.model_fields.items()]
+    close = difflib.get_close_matches(str(loc[-1]), keys, n=1)
+    return "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
 
 
 def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
@@ -246,7 +297,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     except RecursionError:
         raise ConfigError(f"{name}: not valid TOML: arrays or tables nested too deeply") from None
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
@@ -254,6 +305,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
             line = _line_of(text, loc)
             where = f"{name}:{line}" if line else name
             key = ".".join(str(p) for p in loc)
-            message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+            message = (_unknown_key(loc) if error["type"] == "extra_forbidden"
+                       else error["msg"].removeprefix("Value error, "))
             problems.append(f"{where}: {key}: {message}")
         raise ConfigError("\n".join(problems)) from None
+    return config.relative_to(Path(path).resolve().parent)

@@ -44,7 +44,7 @@ class RunResult:
     """What a run did for one profile (one line of ``digest run --json``)."""
 
     profile: str
-    status: str  # sent | empty | failed | skipped
+    status: str  # sent | empty | failed | skipped | would send (dry run)
     papers: list[str] = field(default_factory=list)
     message_id: str | None = None
     files: list[str] = field(default_factory=list)
@@ -230,7 +230,8 @@ class Deliverer:
         if dry_run:
             with self._writing(profile, digest.key, message, markdown, dry_run=True) as files:
                 pass
-            return RunResult(profile.name, "sent" if items else "empty",
+            # A dry run sends nothing, and says so: "would send", never "sent".
+            return RunResult(profile.name, "would send" if items else "empty",
                              papers=[r.paper.key for r in items], message_id=message_id,
                              files=files)
         delivery = self.store.record_delivery(
@@ -276,15 +277,46 @@ class Deliverer:
             yield paths
 
     def write_feeds(self, profile: Profile, *, dry_run: bool = False) -> list[str]:
-        """Rewrite the profile's RSS and Atom feeds from the ledger (deterministic: unchanged
-        when nothing new was sent)."""
-        _, rss, atom = ledger_feeds(
-            self.store, self.renderer, profile, now=self.clock(),
-            window_days=self.settings.feed_window_days, max_items=self.settings.feed_max_items,
-        )
+        """Write the profile's RSS and Atom feeds from the ledger, when what they would hold
+        changed since they were last written (a stamp of it is kept beside them): a quiet
+        day rewrites nothing, and building feeds with feedgen is paid once per change."""
+        now = self.clock()
+        window, most = self.settings.feed_window_days, self.settings.feed_max_items
+        items = ledger_feed_items(self.store, profile, now=now, window_days=window,
+                                  max_items=most)
         folder = self._folder(profile, dry_run=dry_run)
-        with _files(folder, [(folder / "feed.rss", rss), (folder / "feed.atom", atom)]) as paths:
-            return paths
+        paths = [folder / "feed.rss", folder / "feed.atom"]
+        stamp = _feeds_stamp(self.renderer, profile, items, window, most)
+        state = folder / ".feeds.stamp"
+        try:
+            unchanged = state.read_bytes() == stamp and all(p.is_file() for p in paths)
+        except OSError:
+            unchanged = False
+        if unchanged:
+            return [str(p) for p in paths]
+        rss, atom = self.renderer.feeds(profile, items, window_days=window, max_items=most,
+                                        now=now)
+        with _files(folder, [(paths[0], rss), (paths[1], atom), (state, stamp)]) as written:
+            return written[:2]
+
+
+def _feeds_stamp(renderer: Renderer, profile: Profile, items: Sequence[FeedItem],
+                 window_days: int, max_items: int) -> bytes:
+    """What a profile's feeds are made of, hashed: their items (papers as stored, when and why
+    they were sent), the links (their tokens come from the secret) and the settings."""
+    import hashlib
+
+    from . import __version__
+
+    parts = [__version__, renderer.site_name, repr(renderer.links.feed(profile.name, "rss")),
+             repr(renderer.links.feedback(profile.name, "", "like")),
+             renderer.links.base_url or "", str(renderer._feed_bodies_cached()),
+             profile.name, repr([i.name for i in profile.interests]),
+             str(window_days), str(max_items)]
+    parts += [f"{p.key}|{p.version}|{p.title}|{p.abstract}|{p.authors}|{p.categories}|{p.url}|"
+              f"{p.announced}|{fi.sent_at.isoformat()}|{fi.why!r}"
+              for fi in items for p in (fi.paper,)]
+    return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogatepass")).hexdigest().encode()
 
 
 @contextmanager
@@ -302,12 +334,19 @@ def ledger_feeds(store: Store, renderer: Renderer, profile: Profile, *, now: dt.
                  window_days: int, max_items: int) -> tuple[list[FeedItem], bytes, bytes]:
     """A profile's feed items from the ledger (what it was sent in the window), and its RSS and
     Atom built from them: what `digest run` writes and `digest serve` serves."""
-    rows = store.feed_items(profile.name, since=now - dt.timedelta(days=window_days),
-                            limit=max_items)
-    items = [FeedItem(paper, sent_at, why_from(why)) for paper, sent_at, why in rows]
+    items = ledger_feed_items(store, profile, now=now, window_days=window_days,
+                              max_items=max_items)
     rss, atom = renderer.feeds(profile, items, window_days=window_days, max_items=max_items,
                                now=now)
     return items, rss, atom
+
+
+def ledger_feed_items(store: Store, profile: Profile, *, now: dt.datetime, window_days: int,
+                      max_items: int) -> list[FeedItem]:
+    """What the profile was sent in the window, newest digest first, as feed items."""
+    rows = store.feed_items(profile.name, since=now - dt.timedelta(days=window_days),
+                            limit=max_items)
+    return [FeedItem(paper, sent_at, why_from(why)) for paper, sent_at, why in rows]
 
 
 def _domain(sender: str) -> str:

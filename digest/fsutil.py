@@ -44,11 +44,28 @@ def staged(files: Sequence[tuple[Path, bytes]]) -> Iterator[None]:
             os.close(dir_fd)
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux shows it."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: read by setting, then restore at once
+    os.umask(mask)
+    return mask
+
+
 def _write_temp(path: Path, data: bytes) -> str:
     """`data` in a new temp file in `path`'s folder (made if needed), flushed to disk."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes the file 0600; what digest writes (digests, feeds) is meant to be read,
+        # by a web server too, so give it the mode a plain open() would under the umask.
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

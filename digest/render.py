@@ -232,9 +232,9 @@ class Renderer:
         self.site_name = display_text(site_name)
         self._inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
         self._shipped_feed_entry = str(shipped_templates_dir() / "feed_entry.html")
-        #: Feed entry bodies by (paper, why), while `feed_entry.html` is the shipped one (which
-        #: shows only what comes from the paper and the reason, never the profile's links).
-        self._feed_bodies: dict[tuple[Paper, Why | None], str] = {}
+        #: Feed entry bodies by (paper, why, like link), while `feed_entry.html` is the shipped
+        #: one (which shows only the paper, the reason and the profile's feedback links).
+        self._feed_bodies: dict[tuple[Paper, Why | None, str | None], str] = {}
 
     # -- digests --------------------------------------------------------------------------------
 
@@ -311,15 +311,15 @@ class Renderer:
         )
 
     def _feed_bodies_cached(self) -> bool:
-        """Whether feed entry bodies can be cached by paper and reason: while
-        ``feed_entry.html`` is the shipped one, which shows nothing of the profile."""
+        """Whether feed entry bodies can be cached by paper, reason and feedback link: while
+        ``feed_entry.html`` is the shipped one, which shows nothing else of the profile."""
         return self._html.get_template("feed_entry.html").filename == self._shipped_feed_entry
 
     def _feed_body(self, item: Item, cached: bool) -> str:
         """`feed_entry_html` as `display_text`; `cached` from `_feed_bodies_cached`."""
         if not cached:
             return display_text(self.feed_entry_html(item))
-        key = (item.paper, item.why)
+        key = (item.paper, item.why, item.like_url)  # the links are the profile's own
         body = self._feed_bodies.get(key)
         if body is None:
             if len(self._feed_bodies) >= _CACHE_SIZE:

@@ -165,7 +165,11 @@ def test_a_database_that_cannot_be_made_exits_1_naming_it(scratch: Path) -> None
     ("toml", "problem"),
     [
         ('database = "sqlite:///x.sqlite"\ncolour = "blue"\n', "2: colour: unknown key"),
-        ('[http]\ncontact = "me@example.org"\nretry = 3\n', "3: http.retry: unknown key"),
+        ('[http]\ncontact = "me@example.org"\nretry = 3\n',
+         "3: http.retry: unknown key (did you mean 'retries'?)"),
+        ('[schedule]\ningest_cron = "30 20 * * 0-4"\ningest_timezon = "UTC"\n',
+         "3: schedule.ingest_timezon: unknown key (did you mean 'ingest_timezone'?)"),
+        ('[email]\nfrm = "a@b.org"\n', "2: email.frm: unknown key (did you mean 'from'?)"),
     ],
 )
 def test_an_unknown_key_in_the_config_names_file_line_and_key(

@@ -603,12 +603,13 @@ def test_dry_run_writes_under_dry_run_and_records_nothing(site: Site) -> None:
 
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [(r["profile"], r["status"]) for r in lines] == [("ann", "sent"), ("bob", "sent")]
+    assert [(r["profile"], r["status"]) for r in lines] == [
+        ("ann", "would send"), ("bob", "would send")]
     ann = site.out / "ann" / "dry-run"
     assert sorted(p.name for p in ann.iterdir()) == [
-        f"{DAY}.eml", f"{DAY}.md", "feed.atom", "feed.rss"]
+        ".feeds.stamp", f"{DAY}.eml", f"{DAY}.md", "feed.atom", "feed.rss"]
     assert sorted(p.name for p in (site.out / "bob" / "dry-run").iterdir()) == [
-        f"{DAY}.md", "feed.atom", "feed.rss"]
+        ".feeds.stamp", f"{DAY}.md", "feed.atom", "feed.rss"]
     assert [p.name for p in (site.out / "ann").iterdir()] == ["dry-run"]
     message = (ann / f"{DAY}.eml").read_bytes()
     assert parse(message).defects == []

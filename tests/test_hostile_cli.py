@@ -224,7 +224,7 @@ CASES: list[Case] = [
     Case("explain-unknown-profile", ["explain", "nobody", "2503.00001"]),
     Case("explain-until-max", ["explain", "ada", "2503.00001", "--until", "9999-12-31"]),
     Case("feedback-unknown-paper", ["feedback", "ada", "9999.99999", "--like"]),
-    Case("feedback-empty-paper", ["feedback", "ada", "", "--dislike"], owner="issue 12"),
+    Case("feedback-empty-paper", ["feedback", "ada", "", "--dislike"]),
     Case("feedback-unknown-profile", ["feedback", "nobody", "2503.00001", "--like"]),
     Case("feedback-no-flag", ["feedback", "ada", "2503.00001"]),
     Case("check-missing", ["profiles", "check", "nowhere.yaml"]),

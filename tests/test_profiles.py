@@ -326,7 +326,8 @@ def test_like_appends_and_keeps_everything_else_byte_identical(ada: Path) -> Non
     assert add_feedback(ada, "2506.00001", like=True) is True
     assert ada.read_text(encoding="utf-8") == before.replace(LIKED, LIKED + '  - "2506.00001"\n')
     assert load_profile(ada).liked[-1] == "2506.00001"
-    assert [p.name for p in ada.parent.iterdir()] == ["ada.yaml"]  # no temporary file left
+    # No temporary file left; the lock file that serializes writers stays (see profile_lock).
+    assert sorted(p.name for p in ada.parent.iterdir()) == [".ada.yaml.lock", "ada.yaml"]
 
 
 def test_dislike_fills_an_empty_list_and_removes_the_paper_from_liked(ada: Path) -> None:

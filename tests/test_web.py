@@ -467,3 +467,17 @@ def test_view_in_a_browser_links_only_read(site: Site, monkeypatch: pytest.Monke
     monkeypatch.setenv(SECRET_ENV, SECRET)
     assert site.app.links().view("ada", "2026-06-08") == (
         f"https://digest.example.org/digests/{FEED}/2026-06-08")
+
+
+def test_a_profile_renamed_with_an_id_keeps_its_links(
+    site: Site, client: httpx.Client
+) -> None:
+    folder = site.tmp / "profiles"
+    (folder / "dee.yaml").write_text("version: 1\nid: dee\ninterests: [x]\n", encoding="utf-8")
+    token = make_token(SECRET, "dee")
+    assert client.get(f"/p/{token}").status_code == 200
+    (folder / "dee.yaml").rename(folder / "dee-renamed.yaml")
+    assert client.get(f"/p/{token}").status_code == 200  # the id, not the file, names it
+    # A file named like an id it does not carry is not that profile.
+    (folder / "eve.yaml").write_text("version: 1\nid: other\ninterests: [x]\n", encoding="utf-8")
+    assert client.get(f"/p/{make_token(SECRET, 'eve')}").status_code == 404

@@ -291,7 +291,7 @@ def explain(ranker: Recommender, profile: Profile, paper_key: str, *, until: dt.
                 chosen, why = True, picked.why
             elif key >= profile.min_relevance:
                 duplicate, past_limit = _thinned(row, j, candidates, profile.max_papers,
-                                                 profile.min_relevance, ranker.model.n_words)
+                                                 profile.min_relevance)
         if key is not None and considered:
             position = 1 + int((row[finite] > np.float32(key)).sum())
 
@@ -385,8 +385,7 @@ def _penalties(rows: sp.csr_matrix, vec: sp.csr_matrix, avoid: Sequence[str],
 
 
 def _thinned(row: npt.NDArray[np.float32], j: int, candidates: Candidates, limit: int,
-             floor: float, n_words: int | None = None,
-             ) -> tuple[tuple[str, float, float] | None, bool]:
+             floor: float) -> tuple[tuple[str, float, float] | None, bool]:
     """Why candidate `j`, above the floor, was not chosen: (the better paper it duplicates and
     their similarity, or None; whether the digest was full before it). The same greedy walk as
     `Recommender._choose`."""
@@ -399,8 +398,7 @@ def _thinned(row: npt.NDArray[np.float32], j: int, candidates: Candidates, limit
             return None, True
         if chosen:
             sims = np.asarray((vectors[chosen] @ vectors[int(k)].T).todense()).ravel()
-            pair = sp.csr_matrix(sp.vstack([vectors[chosen], vectors[int(k)]]))
-            limits = duplicate_thresholds(pair, n_words)[-1, :-1]
+            limits = duplicate_thresholds(candidates.short[[*chosen, int(k)]])[-1, :-1]
             best = int(np.argmax(sims - limits))
             if sims[best] > limits[best]:
                 if k == j:

@@ -6,7 +6,14 @@
 - `calibrate`: relevance, one scale for every interest of every profile.
 """
 
-from .batch import DUPLICATE, DUPLICATE_SHORT, SHORT_TERMS, Candidates, duplicate_thresholds
+from .batch import (
+    DUPLICATE,
+    DUPLICATE_SHORT,
+    SHORT_WORDS,
+    Candidates,
+    duplicate_thresholds,
+    is_short,
+)
 from .calibrate import Calibration
 from .plan import SEED_INTEREST, Ranking, normalize_author, paper_text, rank_json
 from .ranker import AUTHOR_BOOST, AVOID_MIN, AVOID_WEIGHT, DISLIKE_WEIGHT, Recommender
@@ -19,12 +26,13 @@ __all__ = [
     "DUPLICATE",
     "DUPLICATE_SHORT",
     "SEED_INTEREST",
-    "SHORT_TERMS",
+    "SHORT_WORDS",
     "Calibration",
     "Candidates",
     "Ranking",
     "Recommender",
     "duplicate_thresholds",
+    "is_short",
     "normalize_author",
     "paper_text",
     "rank_json",

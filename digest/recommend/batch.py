@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -18,10 +19,10 @@ from .plan import Plan
 
 #: Two papers of one digest more similar than this: only the better one is kept.
 DUPLICATE = 0.8
-#: A paper known by a few words only (a title without abstract, under `SHORT_TERMS` terms)
+#: A paper known by a few words only (a title without abstract, under `SHORT_WORDS` words)
 #: shares most of them with any paper on its topic: two such papers are duplicates only when
 #: nearly identical ("Gaussian Splatting for X" and "... for Y" are 0.8 apart and distinct).
-SHORT_TERMS = 40
+SHORT_WORDS = 40
 DUPLICATE_SHORT = 0.95
 
 
@@ -35,6 +36,11 @@ class Candidates:
     categories: list[frozenset[str]]
     by_author: dict[str, list[int]]
     index: dict[int, int]  # pid -> row
+
+    @cached_property
+    def short(self) -> npt.NDArray[np.bool_]:
+        """Which papers are short texts (`is_short`)."""
+        return np.array([is_short(p) for p in self.papers], dtype=bool)
 
 
 @dataclass
@@ -106,15 +112,18 @@ class Ragged:
         return rows, self.cols[lo:hi]
 
 
-def duplicate_thresholds(vectors: sp.csr_matrix,
-                         n_words: int | None = None) -> npt.NDArray[np.float32]:
-    """For each pair of rows, the similarity above which they are near-duplicates:
-    `DUPLICATE`, or `DUPLICATE_SHORT` when either is a short text. `n_words`: the model's word
-    columns (`TextModel.n_words`); the title block's n-grams after them are not terms."""
-    words = vectors if n_words is None else vectors[:, :n_words]
-    short = np.diff(sp.csr_matrix(words).indptr) < SHORT_TERMS
+def duplicate_thresholds(short: npt.NDArray[np.bool_]) -> npt.NDArray[np.float32]:
+    """For each pair of papers (`short`: which are short texts, `is_short`), the similarity
+    above which they are near-duplicates: `DUPLICATE`, or `DUPLICATE_SHORT` when either is
+    short."""
     either = short[:, None] | short[None, :]
     return np.where(either, np.float32(DUPLICATE_SHORT), np.float32(DUPLICATE))
+
+
+def is_short(paper: Paper) -> bool:
+    """A paper known by a few words only: a title without (much of an) abstract. Counted on
+    the text, not the vector, whose features a model may multiply for short texts."""
+    return len(paper.title.split()) + len(paper.abstract.split()) < SHORT_WORDS
 
 
 def ragged(lists: Sequence[Sequence[int]]) -> Ragged:

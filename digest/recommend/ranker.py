@@ -387,7 +387,7 @@ class Recommender:
         if not len(top):
             return []
         sub = batch.candidates.vectors[top]
-        similar = scoring.row_dots(sub, sub) - duplicate_thresholds(sub, self.model.n_words)
+        similar = scoring.row_dots(sub, sub) - duplicate_thresholds(batch.candidates.short[top])
         chosen: list[int] = []
         for pos in range(len(top)):
             if chosen and similar[pos, chosen].max() > 0:

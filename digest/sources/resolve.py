@@ -12,6 +12,7 @@ import io
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from importlib import resources
 from typing import IO, Any
 from urllib.parse import urlsplit
 
@@ -229,4 +230,14 @@ def resolve(spec: str, *, today: dt.date, fmt: str | None = None) -> Source:
         return ArxivApiSource(spec, named)
     if lowered.startswith("hf:") and not os.path.exists(spec):
         return HfDailySource(spec, hf.parse_named(spec, today=today))
+    if spec == SAMPLE and not os.path.exists(spec):  # for the CLI and [schedule] sources alike
+        return FileSource(sample_path(), "jsonl")
     return FileSource(spec, fmt)
+
+
+#: The bundled sample of real papers, so the demo runs without ../shared.
+SAMPLE = "sample"
+
+
+def sample_path() -> str:
+    return str(resources.files("digest") / "data" / "sample.jsonl.gz")

@@ -241,8 +241,8 @@ class LedgerMixin:
     def feed_items(
         self, profile: str, *, since: dt.datetime, limit: int
     ) -> list[tuple[Paper, dt.datetime, dict[str, Any] | None]]:
-        """Papers sent to `profile` since `since`, newest first, with the reasons they were
-        chosen (as recorded in their delivery)."""
+        """Papers sent to `profile` since `since`, newest first and each digest's in its
+        ranking order, with the reasons they were chosen (as recorded in their delivery)."""
         from .core import row_to_paper
 
         query: Any = (
@@ -250,8 +250,7 @@ class LedgerMixin:
             .join(sent, sent.c.pid == papers.c.pid)
             .where(sent.c.profile == profile, sent.c.sent_at >= since)
             .order_by(sent.c.sent_at.desc(), papers.c.key)
-            .limit(limit)
-        )
+        )  # no LIMIT: the cut follows each digest's ranking, which is in `chosen` (below)
         whys: dict[int, dict[int, Any]] = {}
         out: list[tuple[Paper, dt.datetime, dict[str, Any] | None]] = []
         with self._begin() as conn:
@@ -261,7 +260,11 @@ class LedgerMixin:
                     sa.select(deliveries.c.chosen).where(deliveries.c.id == delivery_id)
                 ).scalar_one()
                 whys[delivery_id] = {int(i["pid"]): i.get("why") for i in json.loads(items)}
-        for row in rows:
+        # Within one digest, its ranking order (`chosen` is kept in that order).
+        rank = {(d, pid): n for d, by_pid in whys.items() for n, pid in enumerate(by_pid)}
+        ordered = sorted(rows, key=lambda r: rank.get((r.delivery_id, r.pid), 0))
+        ordered.sort(key=lambda r: _utc(r.sent_at) or r.sent_at, reverse=True)
+        for row in ordered[:limit]:
             sent_at = _utc(row.sent_at) or row.sent_at
             out.append((row_to_paper(row), sent_at, whys[row.delivery_id].get(row.pid)))
         return out

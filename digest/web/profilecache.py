@@ -52,10 +52,21 @@ class ProfileCache:
         self._entries: dict[Path, tuple[tuple[int, int, int], Entry]] = {}
 
     def get(self, name: str) -> Entry | None:
-        """The profile `name` (or its file's error); None when there is no such file."""
+        """The profile `name` (or its file's error); None when there is no such file.
+
+        A profile is named by its `id` when it has one (its links outlive a rename), else by
+        its file: the file of that name is tried first, then, only on a miss, every file."""
         path = self._names().get(name)
-        if path is None:
-            return None
+        entry = self._entry(path) if path is not None else None
+        if entry is not None and (entry.profile is None or entry.profile.name == name):
+            return entry
+        for other in self._names().values():
+            found = self._entry(other)
+            if found is not None and found.profile is not None and found.profile.name == name:
+                return found
+        return None
+
+    def _entry(self, path: Path) -> Entry | None:
         try:
             signature = _signature(path.stat())
         except OSError:

@@ -161,7 +161,9 @@ class DigestServer:
         """Ask `serve_forever` to stop and wait until it has."""
         self._stop.set()
         if self._serving:
-            self._server.pull_trigger()  # wakes the loop from its poll
+            # Wakes the loop from its poll; a loop already on its way out closed the trigger.
+            with contextlib.suppress(OSError):
+                self._server.pull_trigger()
             self._stopped.wait()
 
     def server_close(self) -> None:
