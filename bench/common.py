@@ -248,7 +248,7 @@ def _code_hash() -> str:
     from digest import recommend
 
     digest = hashlib.sha1()
-    for name in ("model.py", "modelstore.py"):
+    for name in ("model.py", "modelstore.py", "tfidf.py", "tokenizer.py", "shorttext.py"):
         digest.update((ROOT / "digest" / name).read_bytes())
     digest.update(inspect.getsource(recommend.paper_text).encode())
     return digest.hexdigest()

@@ -309,14 +309,12 @@ def title_eval(model: TextModel, c: Corpus, pre: list[int], post: list[int],
         model.transform(pre_titles), model.transform(post_titles), model.idf)
     add("full_text", "**ours (the title block does not apply: long texts)**", xpre, xpost,
         model.idf)
-    # Per field: every paper gets its title's n-grams, whatever its length (rejected).
-    every = [(pre_titles, tpre, xpre), (post_titles, tpost, xpost)]
-    joined = [(block.join(t, list(range(len(ts))), ts), block.join(x, list(range(len(ts))), ts))
-              for ts, t, x in every]
-    add("title_only", f"title block on every paper (per field, weight {WEIGHT})",
-        joined[0][0], joined[1][0], model.idf)
+    # Per field: every paper gets its title's n-grams, whatever its length (rejected). On
+    # title-only records this is the model as it is (every title is short).
+    words = model.n_words
     add("full_text", f"title block on every paper (per field, weight {WEIGHT})",
-        joined[0][1], joined[1][1], model.idf)
+        block.join(xpre[:, :words], list(range(len(pre))), pre_titles),
+        block.join(xpost[:, :words], list(range(len(post))), post_titles), model.idf)
     return out
 
 

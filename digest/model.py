@@ -128,6 +128,8 @@ class TextModel:
         n_docs = len(tokens.offsets) - 1
         if n_docs == 0:
             raise ModelError("cannot fit a text model on an empty corpus")
+        # Before the words' matrices exist: the fit's memory peak is theirs, not this one's.
+        block = TitleBlock.fit(titles) if titles is not None else None
         try:
             vec, x = vectorize(tokens, self.params, progress=progress)
         except ValueError:
@@ -139,8 +141,7 @@ class TextModel:
                 raise ModelError(f"cannot fit a text model on {n_docs} papers: {exc}") \
                     from None
         self._fitted(vec, n_docs, now)
-        if titles is not None:
-            self.title_block = TitleBlock.fit(titles)
+        self.title_block = block
         if self.title_block is not None:
             kept = [(i, t) for i, t in short if len(t.strip()) <= SHORT_CHARS]
             x = self.title_block.join(x, [i for i, _ in kept], [t for _, t in kept])

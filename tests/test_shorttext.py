@@ -89,3 +89,14 @@ def test_interest_phrases_stay_words_only(models: tuple[TextModel, TextModel]) -
     assert a.shape == (3, with_block.n_features)
     assert (a[:, : words.n_features] != b).nnz == 0 and a[:, words.n_features:].nnz == 0
     assert with_block.transform(phrases)[:, words.n_features:].nnz > 0  # as titles they would
+
+
+def test_a_corpus_is_joined_by_slices_as_a_whole(models: tuple[TextModel, TextModel],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import digest.shorttext
+
+    with_block, _ = models
+    texts = ["Point cloud segmentation", "A long abstract " + "about segmentation " * 30] * 7
+    whole = with_block.transform(texts)
+    monkeypatch.setattr(digest.shorttext, "JOIN_ROWS", 3)
+    assert (with_block.transform(texts) != whole).nnz == 0

@@ -422,6 +422,8 @@ class Recommender:
             interest_of = [plan.interests[b] for b in best]
             names = self.model.terms()
             for r, (ids, vals) in enumerate(scoring.shared_terms(queries[best], items)):
+                words = ids < self.model.n_words  # a title block's n-grams say nothing
+                ids, vals = ids[words], vals[words]
                 order = np.argsort(-vals, kind="stable")[:WHY_TERMS]
                 terms[r] = tuple(str(names[c]) for c in ids[order] if vals[order[0]] > 0)
         seed_best: list[tuple[str | None, str | None, float | None]] = [(None, None, None)] * m
