@@ -321,7 +321,7 @@ def explain(ranker: Recommender, profile: Profile, paper_key: str, *, until: dt.
     elif filtered and position is not None and score is not None:
         reasons.append(f"Were it a candidate, it would rank {_place(position, considered)} "
                        f"with relevance {score:.2f}.")
-    reasons += _score_reasons(interests, penalties, authors, boost, why)
+    reasons += _score_reasons(interests, penalties, authors, why)
     return Explanation(
         profile=profile.name, paper=paper, chosen=chosen, reasons=reasons, causes=tuple(causes),
         score=score, min_relevance=profile.min_relevance, max_papers=profile.max_papers,
@@ -412,7 +412,7 @@ def _thinned(row: npt.NDArray[np.float32], j: int, candidates: Candidates, limit
 
 
 def _score_reasons(interests: Sequence[InterestScore], penalties: Sequence[Penalty],
-                   authors: Sequence[str], boost: float, why: Why) -> list[str]:
+                   authors: Sequence[str], why: Why) -> list[str]:
     out: list[str] = []
     if interests:
         best = max(interests, key=lambda s: s.weighted)
