@@ -1,28 +1,35 @@
 """Scheduler benchmark: N profiles due at the same minute, delivered by the daemon to loopback SMTP.
 
-    python bench/schedule.py [--profiles 1000] [--baseline 100] [--json out/bench/schedule.json]
+    python bench/schedule.py [--profiles 1000] [--baseline 100] [--baseline-stop K]
+                             [--formats email,rss] [--json out/bench/schedule.json]
 
 A store with the bundled sample (483 papers, re-dated to today and yesterday so that every
-profile has a digest to send) and its fitted model; N profiles (``0 7 * * *``, UTC, email, two
-topics each) whose stored jobs are all moved to fire three seconds ahead, as if the clock had
+profile has a digest to send) and its fitted model; N profiles (``0 7 * * *``, UTC, `--formats`,
+two topics each) whose stored jobs are all moved to fire at once, as if the clock had
 reached 07:00 (the fake clock of the scheduler tests: the real cron triggers, only the pending
 run time moved). `digest schedule`'s `Scheduler` then runs in this process and delivers to an
 aiosmtpd server in a child process (bench/smtp.py's), and we time from the due instant to the
 last message received, split into the scheduler's hand-off (due -> the batch starts), model,
 ranking and the first rendering (-> the first message arrives), and render + send + ledger for
-the rest (-> the last one arrives).
+the rest (-> the last one arrives). `Stages` also times the batch's stages by wrapping the
+library's calls (profiles, ranking, rendering, sending, ledger, feeds, ...), and the batch's end
+(feeds are written after the last message).
 
 Baseline, measured in the same run on a copy of the same store: today's per-profile jobs
-(`Scheduler(batching=False)`: each job builds its app, loads the model, ranks one profile) on
-`--baseline` profiles; compare digests per second. The sample corpus is small, so loading the
-model is cheap here: on a real corpus (560k terms) each per-profile job pays 1-3 s more, and
-the ratio understates the gain.
+(`Scheduler(batching=False)`: each job builds its app, reads the whole profiles folder, loads
+the model, ranks one profile) on `--baseline` profiles; compare digests per second. Each job
+reading every profile makes the baseline quadratic: `--baseline-stop K` stops it after its
+first K messages (their rate). The sample corpus is small, so loading the model is cheap here:
+on a real corpus (560k terms) each per-profile job pays 1-3 s more, and the ratio understates
+the gain.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import functools
 import gzip
 import json
 import logging
@@ -34,22 +41,99 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from bench.replay import TOPICS  # noqa: E402  # the replay's profiles follow the same topics
+from digest import deliver as deliver_module  # noqa: E402
 from digest.app import DigestApp  # noqa: E402
 from digest.cli import sample_path  # noqa: E402
 from digest.config import Config, ScheduleConfig  # noqa: E402
+from digest.deliver import Deliverer  # noqa: E402
+from digest.mailer import SmtpTransport  # noqa: E402
+from digest.recommend import Recommender  # noqa: E402
+from digest.render import Renderer  # noqa: E402
 from digest.schedule import Scheduler, paused_scheduler  # noqa: E402
+from digest.schedule import runs as schedule_runs  # noqa: E402
 from digest.sources.resolve import FileSource  # noqa: E402
+from digest.store import Store  # noqa: E402
 
 
 def lead(profiles: int) -> float:
     """Seconds from arming the jobs to their due instant (arming stores each job once)."""
     return 10.0 + 0.03 * profiles
+
+
+class Stages:
+    """Wall seconds the batch spends in each stage, by wrapping the library's calls for the
+    measured run (the outermost wrapped call owns its time: the store reads of ranking count as
+    ranking, the ledger reads of feeds as feeds). What no stage claims is "other"."""
+
+    #: stage -> (owner, attribute) of the calls that make it up.
+    CALLS: ClassVar[dict[str, list[tuple[Any, str]]]] = {
+        "ingest": [(schedule_runs, "ensure_ingested")],
+        "profiles": [(DigestApp, "profiles")],
+        "model": [(DigestApp, "model")],
+        "ranking": [(Recommender, "rank")],
+        "rendering": [(Renderer, "email"), (Renderer, "markdown"),
+                      (Renderer, "feed_entry_html"), (deliver_module, "build_message")],
+        "sending": [(SmtpTransport, "__enter__"), (SmtpTransport, "send"),
+                    (SmtpTransport, "__exit__")],
+        "ledger": [(Store, name) for name in (
+            "get_delivery", "pending_deliveries", "record_delivery", "record_attempt",
+            "complete_delivery", "unsubscribed", "heartbeat")],
+        "feeds": [(Deliverer, "write_feeds")],
+    }
+
+    def __init__(self) -> None:
+        self.seconds = dict.fromkeys(self.CALLS, 0.0)
+        self.calls = dict.fromkeys(self.CALLS, 0)
+        self._depth = threading.local()
+        self._saved: list[tuple[Any, str, Any]] = []
+        self.run_ended: float | None = None
+
+    def _wrap(self, stage: str, func: Any) -> Any:
+        @functools.wraps(func)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            depth = getattr(self._depth, "n", 0)
+            if depth:
+                return func(*args, **kwargs)
+            self._depth.n = 1
+            started = time.perf_counter()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                self._depth.n = 0
+                self.seconds[stage] += time.perf_counter() - started
+                self.calls[stage] += 1
+        return timed
+
+    def __enter__(self) -> Stages:
+        for stage, calls in self.CALLS.items():
+            for owner, name in calls:
+                # Inherited methods (the store's mixins) are wrapped on the class itself.
+                own = owner.__dict__.get(name)
+                self._saved.append((owner, name, own))
+                setattr(owner, name, self._wrap(stage, getattr(owner, name)))
+        run = DigestApp.__dict__["run"]
+        self._saved.append((DigestApp, "run", run))
+
+        def ended(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return run(*args, **kwargs)
+            finally:
+                self.run_ended = time.time()
+        DigestApp.run = ended  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for owner, name, func in reversed(self._saved):
+            if func is None:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, func)
 
 
 class Events(logging.Handler):
@@ -58,11 +142,13 @@ class Events(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.INFO)
         self.batches: list[float] = []
+        self.sizes: list[int] = []
         self.failed: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.getMessage().startswith("batch:"):
             self.batches.append(record.created)
+            self.sizes.append(int(record.getMessage().split()[1]))  # "batch: N digests due"
         if getattr(record, "status", None) == "failed":
             self.failed.append(record.getMessage())
 
@@ -85,13 +171,13 @@ def make_site(root: Path) -> str:
     return url
 
 
-def write_profiles(folder: Path, count: int) -> None:
+def write_profiles(folder: Path, count: int, formats: list[str]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(count):
         interests = [TOPICS[i % len(TOPICS)], TOPICS[(i * 7 + 3) % len(TOPICS)]]
         (folder / f"p{i:05d}.yaml").write_text(
             f"version: 1\nemail: p{i:05d}@example.org\nschedule: \"0 7 * * *\"\n"
-            f"timezone: UTC\nformats: [email]\nmax_papers: 10\nmin_relevance: 0.0\n"
+            f"timezone: UTC\nformats: {json.dumps(formats)}\nmax_papers: 10\nmin_relevance: 0.0\n"
             f"interests: {json.dumps(list(dict.fromkeys(interests)))}\n", encoding="utf-8")
 
 
@@ -123,10 +209,11 @@ class Server:
 
 
 def deliver(root: Path, url: str, profiles: int, *, batching: bool, server: Server,
-            timeout: float) -> dict[str, Any]:
-    """Arm every digest job to fire at once, run the daemon until all arrived; the timings."""
+            timeout: float, formats: list[str], stop_after: int | None = None) -> dict[str, Any]:
+    """Arm every digest job to fire at once, run the daemon until all arrived (or `stop_after`
+    of them: a rate, for the per-profile jobs that take an hour at 1,000); the timings."""
     folder = root / "profiles"
-    write_profiles(folder, profiles)
+    write_profiles(folder, profiles, formats)
     config = root / "digest.toml"
     config.write_text(
         f'out_dir = "{root}/out"\n[email]\nfrom = "Paper Digest <digest@example.org>"\n'
@@ -151,37 +238,67 @@ def deliver(root: Path, url: str, profiles: int, *, batching: bool, server: Serv
     log.setLevel(logging.INFO)
     server.poll()
     before = server.total
+    stages = Stages() if batching else contextlib.nullcontext()
     thread = threading.Thread(target=scheduler.run, name="bench-scheduler")
-    thread.start()
-    try:
-        deadline = due.timestamp() + timeout
-        first: float | None = None
-        while server.poll() - before < profiles and time.time() < deadline:
-            if first is None and server.total > before:
-                first = time.time()
-            time.sleep(0.1)
-        last = time.time()
-        first = first or last
-    finally:
+    with stages:
+        thread.start()
+        first, last = wait_for(server, before, min(profiles, stop_after or profiles),
+                               due.timestamp() + timeout)
+        if stop_after and not batching:
+            drop_queued(scheduler)
         scheduler.stop()
-        thread.join(120)
-        log.removeHandler(events)
-    received = server.total - before
+        thread.join(600)
+    log.removeHandler(events)
+    # Counted when the last awaited message arrived: the job in flight at the stop may add one.
+    received = min(server.total - before, stop_after or profiles)
     due_ts = due.timestamp()
     seconds = last - due_ts
     out: dict[str, Any] = {
         "profiles": profiles, "batching": batching, "received": received,
+        "stopped_after": stop_after if stop_after and stop_after < profiles else None,
         "seconds": seconds, "per_s": received / seconds if seconds > 0 else 0.0,
-        "batches": len(events.batches), "failed": events.failed[:5], "arm_s": arm_s,
+        "batches": len(events.batches), "batch_sizes": events.sizes,
+        "batch_starts_s": [round(t - due.timestamp(), 3) for t in events.batches],
+        "failed": events.failed[:5], "arm_s": arm_s,
     }
-    if batching and events.batches:
+    if isinstance(stages, Stages) and events.batches:
         # To the server's first and last message, polled every 0.1 s.
         out["split"] = {
             "hand_off_s": events.batches[0] - due_ts,
             "model_rank_first_render_s": first - events.batches[0],
             "render_send_ledger_s": last - first,
         }
+        ended = stages.run_ended or last
+        batch_s = ended - events.batches[0]
+        out["batch_end_s"] = ended - due_ts
+        out["stages"] = {"hand_off": events.batches[0] - due_ts,
+                         **{k: round(v, 3) for k, v in stages.seconds.items()},
+                         "other": batch_s - sum(stages.seconds.values())}
+        out["stage_calls"] = stages.calls
     return out
+
+
+def drop_queued(scheduler: Scheduler) -> None:
+    """Cancel the per-profile jobs waiting in the thread pool (the scheduler's stop would run
+    every one of them first); the one in flight finishes."""
+    aps = scheduler._aps
+    if aps is not None:
+        pool = aps._lookup_executor("default")._pool
+        logging.getLogger("concurrent.futures").setLevel(logging.CRITICAL)  # cancelled: quiet
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def wait_for(server: Server, before: int, count: int,
+             deadline: float) -> tuple[float, float]:
+    """When the first and the last of `count` more messages than `before` reached the server
+    (polled every 0.1 s), or the deadline."""
+    first: float | None = None
+    while server.poll() - before < count and time.time() < deadline:
+        if first is None and server.total > before:
+            first = time.time()
+        time.sleep(0.1)
+    last = time.time()
+    return first or last, last
 
 
 def main() -> None:
@@ -189,7 +306,12 @@ def main() -> None:
     parser.add_argument("--profiles", type=int, default=1000)
     parser.add_argument("--baseline", type=int, default=100,
                         help="profiles through today's per-profile jobs (the baseline)")
+    parser.add_argument("--baseline-stop", type=int, default=None, metavar="K",
+                        help="stop the baseline after its first K messages (each per-profile "
+                             "job reads the whole profiles folder: 1,000 take about an hour)")
     parser.add_argument("--timeout", type=float, default=3600)
+    parser.add_argument("--formats", default="email",
+                        help="the profiles' formats, comma-separated (email, rss, markdown)")
     parser.add_argument("--json", default=str(ROOT / "out" / "bench" / "schedule.json"))
     args = parser.parse_args()
 
@@ -201,26 +323,32 @@ def main() -> None:
         server = Server()
         try:
             runs = {}
-            for name, count, batching in (("baseline", args.baseline, False),
-                                          ("ours", args.profiles, True)):
+            for name, count, batching, stop in (
+                    ("baseline", args.baseline, False, args.baseline_stop),
+                    ("ours", args.profiles, True, None)):
                 root = Path(work) / name
                 shutil.copytree(template, root)
                 runs[name] = deliver(root, f"sqlite:///{root}/digest.sqlite", count,
-                                     batching=batching, server=server, timeout=args.timeout)
+                                     batching=batching, server=server, timeout=args.timeout,
+                                     formats=args.formats.split(","), stop_after=stop)
                 print(f"{name}: {json.dumps(runs[name])}", flush=True)
         finally:
             server.close()
     ours, base = runs["ours"], runs["baseline"]
-    results = {**ours, "baseline": base, "ratio": ours["per_s"] / base["per_s"],
+    results = {**ours, "formats": args.formats.split(","), "baseline": base,
+               "ratio": ours["per_s"] / base["per_s"],
                "goal_s": 15 * 60, "load_before": load_before,
                "load_after": os.getloadavg()[0]}
     print(f"{ours['profiles']:,} profiles due at one minute: last message {ours['seconds']:.1f} s "
           f"after the due time ({ours['per_s']:.1f} digests/s, {ours['batches']} batch(es)); "
-          f"per-profile jobs: {base['per_s']:.1f} digests/s on {base['profiles']:,}; "
-          f"{results['ratio']:.1f}x; load average {load_before:.1f} -> "
+          f"per-profile jobs: {base['per_s']:.2f} digests/s on {base['profiles']:,}"
+          + (f" (the first {base['received']:,})" if base["stopped_after"] else "")
+          + f"; {results['ratio']:.1f}x; load average {load_before:.1f} -> "
           f"{results['load_after']:.1f}")
     if "split" in ours:
         print("split: " + ", ".join(f"{k} {v:.1f}" for k, v in ours["split"].items()))
+        print(f"stages (s; the batch ended {ours['batch_end_s']:.1f} s after the due time): "
+              + ", ".join(f"{k} {v:.1f}" for k, v in ours["stages"].items()))
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
 
