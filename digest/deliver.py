@@ -35,6 +35,11 @@ from .render import FeedItem, Renderer
 from .store import Delivery, Store
 from .types import Digest, Recommendation, Why
 
+#: A run says it is alive (and, on PostgreSQL, learns that it lost its lock) at most this
+#: often, not after every digest: a transaction per digest was a tenth of the ledger's time in
+#: a 10,000-profile batch, and a lock is taken as stale only after an hour.
+HEARTBEAT = dt.timedelta(seconds=1)
+
 #: Ranks the due profiles for a day: name -> recommendations, best first.
 Ranker = Callable[[Sequence[Profile], dt.date], Mapping[str, Sequence[Recommendation]]]
 
@@ -151,6 +156,7 @@ class Deliverer:
                         error=f"already {existing.status} for {day.isoformat()}",
                     )
             ranked: Mapping[str, Sequence[Recommendation]] = ranker(due, day) if due else {}
+            beat: dt.datetime | None = None
             for profile in active:
                 if profile.name in results:
                     continue
@@ -163,8 +169,10 @@ class Deliverer:
                 except DigestError as exc:
                     result = RunResult(profile.name, "failed", error=str(exc))
                 results[profile.name] = result
-                if not dry_run:
-                    self.store.heartbeat("run", now=self.clock())
+                now = self.clock()
+                if not dry_run and (beat is None or now - beat >= HEARTBEAT):
+                    self.store.heartbeat("run", now=now)
+                    beat = now
         for profile in profiles:
             if "rss" in profile.formats and results[profile.name].status != "failed":
                 try:
