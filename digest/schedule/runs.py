@@ -116,20 +116,7 @@ def run_digest_batch(jobs: Sequence[Mapping[str, Any]], *, clock: Clock = utc_no
             ensure_ingested(app, group[0]["ingest"], now=app.clock())
         except DigestError as exc:  # the digests still go out, with the papers already stored
             _log("ingest", "failed", error=str(exc))
-        found = app.profiles()
-        by_name = {p.name: p for p in found.profiles}
-        problems = {Path(e.path).stem: "; ".join(e.problems) for e in found.errors}
-        by_day: dict[dt.date, list[Profile]] = {}
-        for name in names:
-            profile = by_name.get(name)
-            if profile is None:
-                error = (f"profile {name!r} is invalid: {problems[name]}" if name in problems
-                         else f"no profile named {name!r} in {profiles_dir}")
-                _log(f"digest {name}", "failed", error=error)
-                statuses[name] = "failed"
-                continue
-            day = app.clock().astimezone(ZoneInfo(profile.timezone)).date()
-            by_day.setdefault(day, []).append(profile)
+        by_day = due_days(app, names, statuses)
         for day, profiles in sorted(by_day.items()):
             try:
                 results = app.run(profiles, day=day)
@@ -142,6 +129,27 @@ def run_digest_batch(jobs: Sequence[Mapping[str, Any]], *, clock: Clock = utc_no
                 _log_run(result, day)
                 statuses[result.profile] = result.status
     return statuses
+
+
+def due_days(app: DigestApp, names: Sequence[str],
+             statuses: dict[str, str]) -> dict[dt.date, list[Profile]]:
+    """The profiles `names` of `app`'s folder by their digest day (today in each one's time
+    zone); a missing or invalid one is logged and marked failed in `statuses`."""
+    found = app.profiles()
+    by_name = {p.name: p for p in found.profiles}
+    problems = {Path(e.path).stem: "; ".join(e.problems) for e in found.errors}
+    by_day: dict[dt.date, list[Profile]] = {}
+    for name in names:
+        profile = by_name.get(name)
+        if profile is None:
+            error = (f"profile {name!r} is invalid: {problems[name]}" if name in problems
+                     else f"no profile named {name!r} in {app.profiles_dir}")
+            _log(f"digest {name}", "failed", error=error)
+            statuses[name] = "failed"
+            continue
+        day = app.clock().astimezone(ZoneInfo(profile.timezone)).date()
+        by_day.setdefault(day, []).append(profile)
+    return by_day
 
 
 def ensure_ingested(app: DigestApp, ingest: Mapping[str, Any], *,
