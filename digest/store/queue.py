@@ -147,8 +147,9 @@ class QueueMixin:
         out: dict[int, str] = {}
         for chunk in _chunks(ids):
             with self._begin() as conn:
-                out.update(conn.execute(sa.select(deliveries.c.id, deliveries.c.status)
-                                        .where(deliveries.c.id.in_(chunk))).tuples())
+                out.update({i: status for i, status in conn.execute(
+                    sa.select(deliveries.c.id, deliveries.c.status)
+                    .where(deliveries.c.id.in_(chunk)))})
         return out
 
     def stale_work(self, *, now: dt.datetime,
@@ -161,7 +162,7 @@ class QueueMixin:
                                   .where(deliveries.c.status == "claimed",
                                          deliveries.c.lease_until < now)
                                   .order_by(deliveries.c.digest_key, deliveries.c.profile)
-                                  ).tuples().all()
+                                  ).all()
             pending = conn.execute(sa.select(deliveries.c.id).where(
                 deliveries.c.status == "pending",
                 sa.or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < now),
