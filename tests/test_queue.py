@@ -241,3 +241,50 @@ def test_queued_digests_are_delivered_once_by_workers(
     _worker(app, smtp_server)
     assert len(smtp_server.messages) == len(with_email)
     assert query(app.db_url, "SELECT count(*) FROM sent")[0][0] == sent
+
+
+def test_the_tick_ingests_syncs_and_queues_what_the_triggers_hand_over(
+        pg_site: DigestApp, smtp_server: RecordingServer, tmp_path: Path) -> None:
+    from digest.schedule.tick import defer_batch
+
+    app = pg_site
+    config = tmp_path / "digest.toml"
+    config.write_text(f'out_dir = "{app.out_dir}"\n[queue]\nshard_size = 2\n')
+    ingest = {"cron": "0 6 * * *", "timezone": "UTC", "sources": [sample_path()]}
+    jobs = [{"db_url": app.db_url, "config_path": str(config), "profiles_dir": str(EXAMPLES),
+             "profile": name, "cron": "0 7 * * *", "timezone": "UTC", "ingest": ingest}
+            for name in ("ada", "ben", "cara")]
+    statuses = defer_batch([*jobs, {**jobs[0], "profile": "nobody"}], clock=lambda: T0)
+    assert statuses == {"ada": "queued", "ben": "queued", "cara": "queued", "nobody": "failed"}
+    assert (app.out_dir / "schedule-state.json").exists()  # it ingested first (due at 06:00)
+    assert [r[0] for r in query(app.db_url, "SELECT name FROM profile_docs ORDER BY name")] \
+        == ["ada", "ben", "cara"]
+    assert query(app.db_url, "SELECT task_name, count(*) FROM procrastinate_jobs "
+                             "GROUP BY task_name") == [("digest:fit", 1)]
+    _worker(app, smtp_server)
+    assert query(app.db_url, "SELECT count(*) FROM deliveries WHERE status = 'sent'") == [(3,)]
+
+
+def test_the_command_line_queues_and_a_burst_worker_delivers(
+        pg_site: DigestApp, smtp_server: RecordingServer, tmp_path: Path) -> None:
+    app = pg_site
+    config = tmp_path / "digest.toml"
+    config.write_text(f'out_dir = "{app.out_dir}"\n'
+                      f'[smtp]\nhost = "{smtp_server.host}"\nport = {smtp_server.port}\n'
+                      'security = "none"\n')
+    base = ["--db", app.db_url, "--config", str(config), "--profiles", str(EXAMPLES)]
+    runner = CliRunner()
+    queued = runner.invoke(main, [*base, "run", "--queue", "--date", "2026-07-01", "ada", "cara"])
+    assert queued.exit_code == 0, queued.output
+    assert "queued 2 digests (2026-07-01) in 1 shard jobs, after fitting the model" \
+        in queued.output
+    unknown = runner.invoke(main, [*base, "run", "--queue", "nobody"])
+    assert unknown.exit_code == 2 and "no profile named 'nobody'" in unknown.output
+    worked = runner.invoke(main, [*base, "worker", "--burst", "--concurrency", "2"])
+    assert worked.exit_code == 0, worked.output
+    assert "queue empty" in worked.output
+    assert sorted(m.rcpt_tos[0] for m in smtp_server.messages) == [
+        "ada@example.org", "cara@example.org"]
+    synced = runner.invoke(main, [*base, "profiles", "sync"])
+    assert synced.exit_code == 0
+    assert "0 new, 0 changed, 0 removed, 3 unchanged" in synced.output
