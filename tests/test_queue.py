@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email
+import json
 import shutil
 from pathlib import Path
 
@@ -280,11 +281,16 @@ def test_the_command_line_queues_and_a_burst_worker_delivers(
         in queued.output
     unknown = runner.invoke(main, [*base, "run", "--queue", "nobody"])
     assert unknown.exit_code == 2 and "no profile named 'nobody'" in unknown.output
+    waiting = runner.invoke(main, [*base, "queue", "status", "--json"])
+    assert json.loads(waiting.output) == {"jobs": {"digest:fit": {"todo": 1}}, "deliveries": {}}
     worked = runner.invoke(main, [*base, "worker", "--burst", "--concurrency", "2"])
     assert worked.exit_code == 0, worked.output
     assert "queue empty" in worked.output
     assert sorted(m.rcpt_tos[0] for m in smtp_server.messages) == [
         "ada@example.org", "cara@example.org"]
+    done = runner.invoke(main, [*base, "queue", "status"])
+    assert done.exit_code == 0
+    assert "jobs: none" in done.output and "2026-07-01: 2 sent" in done.output
     synced = runner.invoke(main, [*base, "profiles", "sync"])
     assert synced.exit_code == 0
     assert "0 new, 0 changed, 0 removed, 3 unchanged" in synced.output

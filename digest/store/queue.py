@@ -169,6 +169,20 @@ class QueueMixin:
                 deliveries.c.updated_at < idle_since).order_by(deliveries.c.id)).scalars().all()
         return [(p, k) for p, k in claims], list(pending)
 
+    def delivery_counts(self, *, days: int = 3) -> dict[str, dict[str, int]]:
+        """Deliveries by status for each of the last `days` digest days (newest first)."""
+        with self._begin() as conn:
+            keys = conn.execute(sa.select(deliveries.c.digest_key).distinct()
+                                .order_by(deliveries.c.digest_key.desc()).limit(days)
+                                ).scalars().all()
+            out: dict[str, dict[str, int]] = {key: {} for key in keys}
+            for key, status, count in conn.execute(
+                    sa.select(deliveries.c.digest_key, deliveries.c.status, sa.func.count())
+                    .where(deliveries.c.digest_key.in_(keys))
+                    .group_by(deliveries.c.digest_key, deliveries.c.status)):
+                out[key][status] = int(count)
+        return out
+
     # -- shared rates ----------------------------------------------------------------------------
 
     def reserve_rate(self, name: str, count: int, *, per_second: float, now: float) -> float:
