@@ -45,12 +45,12 @@ def test_each_store_has_its_own_id_kept_across_opens(tmp_path: Path) -> None:
 
 def test_a_store_made_before_ids_gets_one_when_opened(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/old.sqlite"
-    Store.open(url).close()
     engine = sa.create_engine(url)
-    with engine.begin() as conn:  # as the previous schema left it
-        conn.execute(sa.text("DROP TABLE meta"))
-        # Migration 3 made the meta table.
-        conn.execute(sa.text("UPDATE schema_version SET version = 2"))
+    with engine.begin() as conn:  # as schema version 2 left it (migration 3 made `meta`)
+        for migration in MIGRATIONS[:2]:
+            migration(conn)
+        conn.execute(sa.text("CREATE TABLE schema_version (version INTEGER NOT NULL)"))
+        conn.execute(sa.text("INSERT INTO schema_version VALUES (2)"))
     engine.dispose()
     with Store.open(url) as store:
         assert len(store.store_id) == 32

@@ -76,9 +76,12 @@ def rank_command(app: DigestApp, names: tuple[str, ...], since: dt.datetime | No
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per profile per line: {profile, status, papers, "
                    "message_id, files, error}.")
+@click.option("--queue", "queued", is_flag=True,
+              help="Queue the digests for `digest worker` processes (PostgreSQL) instead of "
+                   "delivering them here.")
 @click.pass_obj
 def run_command(app: DigestApp, names: tuple[str, ...], day: dt.datetime | None,
-                dry_run: bool, as_json: bool) -> None:
+                dry_run: bool, as_json: bool, queued: bool) -> None:
     """Build, render and deliver the due digests (default: every profile).
 
     Email goes over SMTP when [smtp] is configured, else to .eml files under out/<profile>/;
@@ -87,6 +90,11 @@ def run_command(app: DigestApp, names: tuple[str, ...], day: dt.datetime | None,
     written.
     """
     profiles = load_named_profiles(app, names)
+    if queued:
+        _queue_run(app, [p.name for p in profiles], day, dry_run=dry_run, as_json=as_json)
+        if has_invalid(app, names):
+            sys.exit(1)
+        return
     try:
         results = app.run(profiles, day=day.date() if day else None, dry_run=dry_run)
     except (DigestError, OSError) as exc:  # OSError: the out folder (its model) is unusable
@@ -106,6 +114,28 @@ def run_command(app: DigestApp, names: tuple[str, ...], day: dt.datetime | None,
             click.echo(f"    {path}")
     if not all(r.ok for r in results) or has_invalid(app, names):
         sys.exit(1)
+
+
+def _queue_run(app: DigestApp, names: list[str], day: dt.datetime | None, *, dry_run: bool,
+               as_json: bool) -> None:
+    from ..queue import queue_run
+
+    if dry_run:
+        fail("--dry-run renders here: use it without --queue")
+    if not names:
+        return
+    try:
+        synced, deferred = queue_run(app, names, day.date() if day else None)
+    except (DigestError, OSError) as exc:
+        fail(problem(exc))
+    if as_json:
+        click.echo(json.dumps({"queued": deferred.profiles, "shards": deferred.shards,
+                               "days": deferred.days, "fit": deferred.fit}))
+        return
+    fit = f", after fitting the model ({deferred.fit})" if deferred.fit else ""
+    click.echo(f"queued {deferred.profiles} digests ({', '.join(deferred.days)}) in "
+               f"{deferred.shards} shard jobs{fit}; profiles synced: {len(synced.added)} new, "
+               f"{len(synced.changed)} changed; `digest worker` delivers them")
 
 
 @main.command("preview")

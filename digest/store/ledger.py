@@ -195,6 +195,8 @@ class LedgerMixin:
                     last_error=error,
                     status="failed" if permanent else "pending",
                     updated_at=now,
+                    lease_owner=None,
+                    lease_until=None,
                 )
             )
 
@@ -215,6 +217,8 @@ class LedgerMixin:
                     last_error=None,
                     sent_at=now,
                     updated_at=now,
+                    lease_owner=None,
+                    lease_until=None,
                 )
             )
             pids = json.loads(row.papers)
