@@ -147,8 +147,9 @@ class QueueMixin:
         out: dict[int, str] = {}
         for chunk in _chunks(ids):
             with self._begin() as conn:
+                # A Result has keys(): dict.update would take it for a mapping of columns.
                 out.update(conn.execute(sa.select(deliveries.c.id, deliveries.c.status)
-                                        .where(deliveries.c.id.in_(chunk))).tuples())
+                                        .where(deliveries.c.id.in_(chunk))).tuples().all())
         return out
 
     def stale_work(self, *, now: dt.datetime,
