@@ -193,13 +193,29 @@ async def _sweep(queue: procrastinate.App, ctx: QueueContext, summary: WorkerSum
     manager = queue.job_manager
     for job in await manager.get_stalled_jobs(
             seconds_since_heartbeat=ctx.settings.stalled_after):
-        await manager.retry_job(job)
+        try:
+            await manager.retry_job(job)
+        except procrastinate.exceptions.UniqueViolation:
+            # Another job with its queueing lock waits (a sweep's, or the next fit): this one
+            # runs again as a job of its own, and the dead one is closed.
+            await asyncio.to_thread(_requeue_dead, queue, job)
+            assert job.id is not None
+            await manager.finish_job_by_id_async(job.id, procrastinate.jobs.Status.FAILED,
+                                                 delete_job=False)
         summary.stalled_retried += 1
         log.warning("job %s (%s) of a dead worker runs again", job.id, job.task_name)
     # Deferring is synchronous here (as in the jobs): off the event loop.
     claims, sends = await asyncio.to_thread(_requeue_stale, queue, ctx)
     summary.swept_claims += claims
     summary.swept_sends += sends
+
+
+def _requeue_dead(queue: procrastinate.App, job: procrastinate.jobs.Job) -> None:
+    try:
+        tasks.requeue_unlocked(queue, job.task_name, job.task_kwargs)
+    except procrastinate.exceptions.AlreadyEnqueued:
+        # A fit (locked by its task) waits already: the dead fit's shards go without it.
+        tasks.defer_shards(queue, cast(list[dict[str, Any]], job.task_kwargs.get("shards", [])))
 
 
 def _requeue_stale(queue: procrastinate.App, ctx: QueueContext) -> tuple[int, int]:
