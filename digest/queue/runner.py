@@ -202,6 +202,12 @@ async def _sweep(queue: procrastinate.App, ctx: QueueContext, summary: WorkerSum
             assert job.id is not None
             await manager.finish_job_by_id_async(job.id, procrastinate.jobs.Status.FAILED,
                                                  delete_job=False)
+        except procrastinate.exceptions.ConnectorException as exc:
+            # Mostly another worker's sweep retried it first ("Job was not found or has an
+            # invalid status to retry"): the others are still this sweep's to retry.
+            log.info("job %s of a dead worker not retried here: %s", job.id,
+                     str(exc.__cause__ or exc).strip())
+            continue
         summary.stalled_retried += 1
         log.warning("job %s (%s) of a dead worker runs again", job.id, job.task_name)
     # Deferring is synchronous here (as in the jobs): off the event loop.
