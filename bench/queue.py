@@ -75,8 +75,11 @@ def _deliver(root: Path, url: str, server: Any, names: list[str], workers: int,
     received = server.poll() - before
     seconds = last - start
     return {"workers": workers, "profiles": len(names), "received": received,
+            "exactly_once": received == server.distinct == len(names),
             "distinct": server.distinct, "seconds": seconds, "queue_s": queued_s,
-            "per_s": received / seconds if seconds > 0 else 0.0, "exit_codes": codes}
+            "per_s": received / seconds if seconds > 0 else 0.0,
+            "workers_per_s": received / (seconds - queued_s) if seconds > queued_s else 0.0,
+            "exit_codes": codes}
 
 
 class Server(schedule.Server):
