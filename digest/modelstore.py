@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -253,12 +254,19 @@ class ModelCache:
 
     def __init__(self, *, refit: bool = True) -> None:
         self.refit = refit
+        # A worker's jobs run in threads: one loads while the others wait for it.
+        self._lock = threading.Lock()
         self._mark: tuple[Any, ...] | None = None
         self._loaded: LoadedModel | None = None
         self._loads = 0
 
     def get(self, store: Store, directory: Path, *, now: dt.datetime,
             notify: Notify | None = None) -> LoadedModel:
+        with self._lock:
+            return self._get(store, directory, now=now, notify=notify)
+
+    def _get(self, store: Store, directory: Path, *, now: dt.datetime,
+             notify: Notify | None) -> LoadedModel:
         loaded = self._loaded
         if loaded is not None and self._mark == _files_mark(directory):
             papers_now = store.info().papers

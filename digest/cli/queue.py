@@ -1,7 +1,8 @@
-"""Commands of the queue (PostgreSQL, many machines): `worker`, and `profiles sync`."""
+"""Commands of the queue (PostgreSQL, many machines): `worker`, `queue status`, `profiles sync`."""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from typing import TYPE_CHECKING
@@ -51,6 +52,39 @@ def worker_command(app: DigestApp, concurrency: int, burst: bool) -> None:
         click.echo(f"queue empty: {summary.stalled_retried} jobs of dead workers run again, "
                    f"{summary.swept_claims + summary.swept_sends} jobs re-queued{later}",
                    err=True)
+
+
+@main.group("queue")
+def queue_group() -> None:
+    """Look into the queue of `digest worker` (PostgreSQL)."""
+
+
+@queue_group.command("status")
+@click.option("--days", type=click.IntRange(1, 365), default=3, show_default=True,
+              help="Digest days of deliveries to count, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: {jobs, deliveries}.")
+@click.pass_obj
+def queue_status_command(app: DigestApp, days: int, as_json: bool) -> None:
+    """Jobs by task and status, and recent digests by status.
+
+    Deliveries `claimed` are being built, `pending` wait to be sent (or to be sent again after
+    a temporary failure); failed jobs have run out of retries.
+    """
+    from ..queue import queue_status
+
+    try:
+        status = queue_status(app, days=days)
+    except (DigestError, OSError) as exc:
+        fail(problem(exc))
+    if as_json:
+        click.echo(json.dumps({"jobs": status.jobs, "deliveries": status.deliveries}))
+        return
+    click.echo("jobs:" if status.jobs else "jobs: none")
+    for task, counts in sorted(status.jobs.items()):
+        click.echo(f"  {task}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    click.echo("deliveries:" if status.deliveries else "deliveries: none")
+    for day, counts in status.deliveries.items():
+        click.echo(f"  {day}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
 
 
 @profiles_group.command("sync")

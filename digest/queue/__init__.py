@@ -32,15 +32,17 @@ from __future__ import annotations
 from .context import QueueContext
 from .runner import (
     Deferred,
+    QueueStatus,
     WorkerSummary,
     defer_digests,
     install,
     queue_app,
     queue_run,
+    queue_status,
     run_worker,
 )
 
 __all__ = [
-    "Deferred", "QueueContext", "WorkerSummary", "defer_digests", "install", "queue_app",
-    "queue_run", "run_worker",
+    "Deferred", "QueueContext", "QueueStatus", "WorkerSummary", "defer_digests", "install",
+    "queue_app", "queue_run", "queue_status", "run_worker",
 ]

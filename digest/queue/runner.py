@@ -105,6 +105,29 @@ def queue_run(app: DigestApp, names: Sequence[str],
         return report, defer_digests(app, store, days)
 
 
+@dataclass
+class QueueStatus:
+    """What the queue holds: jobs per task and status, deliveries per day and status."""
+
+    jobs: dict[str, dict[str, int]]
+    deliveries: dict[str, dict[str, int]]
+
+
+def queue_status(app: DigestApp, *, days: int = 3) -> QueueStatus:
+    """Jobs by task and status (procrastinate's counts) and the last `days` digest days'
+    deliveries by status (``claimed`` and ``pending`` are work in flight)."""
+    queue = queue_app(app.db_url)
+    with app.open_store() as store:
+        install(store)
+        deliveries = store.delivery_counts(days=days)
+    with queue.open():
+        rows = queue.job_manager.list_tasks()
+    jobs = {str(row["name"]): {k: int(v) for k, v in row.items()
+                               if k not in ("name", "jobs_count") and v}
+            for row in rows}
+    return QueueStatus(jobs, deliveries)
+
+
 # -- the worker -------------------------------------------------------------------------------
 
 

@@ -98,11 +98,7 @@ def run_digest_batch(jobs: Sequence[Mapping[str, Any]], *, clock: Clock = utc_no
     Returns each profile's status; expected failures are logged, not raised."""
     logger.info("batch: %d digests due", len(jobs))
     statuses: dict[str, str] = {}
-    groups: dict[tuple[str, str | None, str], list[Mapping[str, Any]]] = {}
-    for job in jobs:
-        groups.setdefault((job["db_url"], job["config_path"], job["profiles_dir"]),
-                          []).append(job)
-    for (db_url, config_path, profiles_dir), group in groups.items():
+    for (db_url, config_path, profiles_dir), group in group_jobs(jobs).items():
         names = [job["profile"] for job in group]
         try:
             app = DigestApp(load_config(config_path), db_url, profiles_dir, clock=clock,
@@ -129,6 +125,16 @@ def run_digest_batch(jobs: Sequence[Mapping[str, Any]], *, clock: Clock = utc_no
                 _log_run(result, day)
                 statuses[result.profile] = result.status
     return statuses
+
+
+def group_jobs(jobs: Sequence[Mapping[str, Any]]
+               ) -> dict[tuple[str, str | None, str], list[Mapping[str, Any]]]:
+    """Digest jobs' kwargs by (database, configuration, profiles folder): one app each."""
+    groups: dict[tuple[str, str | None, str], list[Mapping[str, Any]]] = {}
+    for job in jobs:
+        groups.setdefault((job["db_url"], job["config_path"], job["profiles_dir"]),
+                          []).append(job)
+    return groups
 
 
 def due_days(app: DigestApp, names: Sequence[str],

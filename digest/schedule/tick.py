@@ -17,7 +17,7 @@ from ..config import load_config
 from ..errors import DigestError
 from ..profiles.sync import sync_profiles
 from ..queue import defer_digests
-from .runs import _log, due_days, ensure_ingested
+from .runs import _log, due_days, ensure_ingested, group_jobs
 
 logger = logging.getLogger("digest.schedule")
 
@@ -27,11 +27,7 @@ def defer_batch(jobs: Sequence[Mapping[str, Any]], *, clock: Clock = utc_now) ->
     sync the profiles, then shard jobs for every profile's digest of its today. Returns each
     profile's status (``queued`` or ``failed``); failures are logged, not raised."""
     statuses: dict[str, str] = {}
-    groups: dict[tuple[str, str | None, str], list[Mapping[str, Any]]] = {}
-    for job in jobs:
-        groups.setdefault((job["db_url"], job["config_path"], job["profiles_dir"]),
-                          []).append(job)
-    for (db_url, config_path, profiles_dir), group in groups.items():
+    for (db_url, config_path, profiles_dir), group in group_jobs(jobs).items():
         names = [job["profile"] for job in group]
         try:
             app = DigestApp(load_config(config_path), db_url, profiles_dir, clock=clock)

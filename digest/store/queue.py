@@ -147,9 +147,9 @@ class QueueMixin:
         out: dict[int, str] = {}
         for chunk in _chunks(ids):
             with self._begin() as conn:
-                # A Result has keys(): dict.update would take it for a mapping of columns.
-                out.update(conn.execute(sa.select(deliveries.c.id, deliveries.c.status)
-                                        .where(deliveries.c.id.in_(chunk))).tuples().all())
+                out.update({i: status for i, status in conn.execute(
+                    sa.select(deliveries.c.id, deliveries.c.status)
+                    .where(deliveries.c.id.in_(chunk)))})
         return out
 
     def stale_work(self, *, now: dt.datetime,
@@ -162,12 +162,26 @@ class QueueMixin:
                                   .where(deliveries.c.status == "claimed",
                                          deliveries.c.lease_until < now)
                                   .order_by(deliveries.c.digest_key, deliveries.c.profile)
-                                  ).tuples().all()
+                                  ).all()
             pending = conn.execute(sa.select(deliveries.c.id).where(
                 deliveries.c.status == "pending",
                 sa.or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < now),
                 deliveries.c.updated_at < idle_since).order_by(deliveries.c.id)).scalars().all()
         return [(p, k) for p, k in claims], list(pending)
+
+    def delivery_counts(self, *, days: int = 3) -> dict[str, dict[str, int]]:
+        """Deliveries by status for each of the last `days` digest days (newest first)."""
+        with self._begin() as conn:
+            keys = conn.execute(sa.select(deliveries.c.digest_key).distinct()
+                                .order_by(deliveries.c.digest_key.desc()).limit(days)
+                                ).scalars().all()
+            out: dict[str, dict[str, int]] = {key: {} for key in keys}
+            for key, status, count in conn.execute(
+                    sa.select(deliveries.c.digest_key, deliveries.c.status, sa.func.count())
+                    .where(deliveries.c.digest_key.in_(keys))
+                    .group_by(deliveries.c.digest_key, deliveries.c.status)):
+                out[key][status] = int(count)
+        return out
 
     # -- shared rates ----------------------------------------------------------------------------
 
