@@ -41,7 +41,7 @@ WORDS = [
 
 def _serve(ids: bool = False) -> None:
     """Child: run the server; on each line of stdin, print and reset what it received (with
-    `ids`, the Message-ID of each message too: bench/queue.py counts duplicates)."""
+    `ids`, the Message-ID of each message too: bench/queue_workers.py counts duplicates)."""
     from smtp_server import RecordingServer  # type: ignore[import-not-found,unused-ignore]
 
     def cpu() -> float:

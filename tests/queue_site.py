@@ -1,5 +1,5 @@
-"""A queue site for tests and bench/queue.py: a PostgreSQL store with the bundled sample and its
-model, N generated email profiles, and the workers' digest.toml."""
+"""A queue site for tests and bench/queue_workers.py: a PostgreSQL store with the bundled sample
+and its model, N generated email profiles, and the workers' digest.toml."""
 
 from __future__ import annotations
 

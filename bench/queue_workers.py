@@ -1,6 +1,10 @@
 """Queue benchmark: N profiles delivered by 1, 2 and 4 `digest worker --burst` processes.
 
-    python bench/queue.py [--profiles 10000] [--workers 1,2,4] [--json bench/results/queue.json]
+    python bench/queue_workers.py [--profiles 10000] [--workers 1,2,4]
+                                  [--json bench/results/queue.json]
+
+(Not bench/queue.py: wherever bench/ is on sys.path, as for any script in it, that name would
+shadow the standard library's `queue`, which psycopg and joblib import.)
 
 A PostgreSQL server on loopback (tests/stores.py's: initdb into a temporary folder, fsync off)
 holds a store with the bundled sample (483 papers, digest day 2026-07-01) and its fitted model;
@@ -33,10 +37,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-# Run as a script, this folder comes first on sys.path, and this file would shadow the standard
-# library's `queue` (psycopg imports it).
-sys.path[:] = [str(ROOT), str(ROOT / "tests")] + [
-    p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from queue_site import DAY, digest_cli, make_site, write_config, write_profiles  # noqa: E402
 
