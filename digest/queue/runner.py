@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -91,18 +92,37 @@ def defer_digests(app: DigestApp, store: Store, days: Mapping[str, dt.date]) -> 
     return out
 
 
-def queue_run(app: DigestApp, names: Sequence[str],
-              day: dt.date | None = None) -> tuple[SyncReport, Deferred]:
-    """`digest run --queue`: sync the profiles folder into the store, then defer the digests
-    of `names` (their today in each one's time zone, or `day`)."""
+@dataclass
+class QueuedRun:
+    """What `queue_run` did: the profiles sync, the jobs deferred, and names not found."""
+
+    synced: SyncReport
+    deferred: Deferred
+    unknown: list[str] = field(default_factory=list)
+
+
+def queue_run(app: DigestApp, names: Sequence[str] = (),
+              day: dt.date | None = None) -> QueuedRun:
+    """`digest run --queue`: sync the profiles folder into the store (only changed files are
+    read), then defer the digests of `names` (a profile's name or file name; none: every
+    profile), each of its today in its time zone, or of `day`. Nothing is deferred when a
+    name is unknown."""
     queue_app(app.db_url)  # refuses SQLite before anything is written
     now = app.clock()
     with app.open_store() as store:
-        report = sync_profiles(store, app.profiles_dir, now=now)
-        found = stored_profiles(store, names)
+        synced = sync_profiles(store, app.profiles_dir, now=now)
+        wanted: list[str] | None = None
+        if names:
+            known = store.profile_doc_hashes()
+            by_file = {Path(path).stem: name for name, (path, _) in known.items()}
+            wanted = [n if n in known else by_file.get(n, "") for n in names]
+            unknown = [n for n, found in zip(names, wanted, strict=True) if not found]
+            if unknown:
+                return QueuedRun(synced, Deferred(), unknown)
+        found = stored_profiles(store, wanted)
         days = {p.name: day or now.astimezone(ZoneInfo(p.timezone)).date()
                 for p in found.profiles}
-        return report, defer_digests(app, store, days)
+        return QueuedRun(synced, defer_digests(app, store, days))
 
 
 @dataclass
