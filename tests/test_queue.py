@@ -220,7 +220,8 @@ def _worker(app: DigestApp, server: RecordingServer, **kwargs: object) -> None:
 def test_queued_digests_are_delivered_once_by_workers(
         pg_site: DigestApp, smtp_server: RecordingServer) -> None:
     app = pg_site
-    synced, deferred = queue_run(app, ["ada", "ben", "cara"], DAY)
+    queued = queue_run(app, ["ada", "ben", "cara"], DAY)
+    synced, deferred = queued.synced, queued.deferred
     assert sorted(synced.added) == ["ada", "ben", "cara"]
     # No model yet: one fit job fits it, then defers the two shards (2 profiles each at most).
     assert (deferred.profiles, deferred.shards, deferred.fit) == (3, 2, "no saved model yet")
@@ -237,7 +238,7 @@ def test_queued_digests_are_delivered_once_by_workers(
     sent = query(app.db_url, "SELECT count(*) FROM sent")[0][0]
     assert isinstance(sent, int) and sent > 0
     # Queued again for the same day: every digest is done, nothing is sent twice.
-    _, again = queue_run(app, ["ada", "ben", "cara"], DAY)
+    again = queue_run(app, ["ada", "ben", "cara"], DAY).deferred
     assert again.fit is None and again.shards == 2
     _worker(app, smtp_server)
     assert len(smtp_server.messages) == len(with_email)
@@ -294,3 +295,18 @@ def test_the_command_line_queues_and_a_burst_worker_delivers(
     synced = runner.invoke(main, [*base, "profiles", "sync"])
     assert synced.exit_code == 0
     assert "0 new, 0 changed, 0 removed, 3 unchanged" in synced.output
+
+
+def test_run_queue_names_an_invalid_profile_and_queues_the_others(
+        pg_site: DigestApp, tmp_path: Path) -> None:
+    folder = tmp_path / "profiles"
+    shutil.copytree(EXAMPLES, folder)
+    (folder / "zed.yaml").write_text("version: 1\ninterests: [[\n")
+    base = ["--db", pg_site.db_url, "--profiles", str(folder)]
+    result = CliRunner().invoke(main, [*base, "run", "--queue", "--date", "2026-07-01"])
+    assert result.exit_code == 1
+    assert f"invalid profile: {folder / 'zed.yaml'}:" in result.output
+    assert "queued 3 digests (2026-07-01)" in result.output
+    # By file name too (the profile's name is its id when it has one).
+    again = CliRunner().invoke(main, [*base, "run", "--queue", "ada", "zed"])
+    assert again.exit_code == 2 and "no profile named 'zed'" in again.output

@@ -32,6 +32,7 @@ from __future__ import annotations
 from .context import QueueContext
 from .runner import (
     Deferred,
+    QueuedRun,
     QueueStatus,
     WorkerSummary,
     defer_digests,
@@ -43,6 +44,15 @@ from .runner import (
 )
 
 __all__ = [
-    "Deferred", "QueueContext", "QueueStatus", "WorkerSummary", "defer_digests", "install",
-    "queue_app", "queue_run", "queue_status", "run_worker",
+    "Deferred",
+    "QueueContext",
+    "QueueStatus",
+    "QueuedRun",
+    "WorkerSummary",
+    "defer_digests",
+    "install",
+    "queue_app",
+    "queue_run",
+    "queue_status",
+    "run_worker",
 ]

@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -91,18 +92,37 @@ def defer_digests(app: DigestApp, store: Store, days: Mapping[str, dt.date]) -> 
     return out
 
 
-def queue_run(app: DigestApp, names: Sequence[str],
-              day: dt.date | None = None) -> tuple[SyncReport, Deferred]:
-    """`digest run --queue`: sync the profiles folder into the store, then defer the digests
-    of `names` (their today in each one's time zone, or `day`)."""
+@dataclass
+class QueuedRun:
+    """What `queue_run` did: the profiles sync, the jobs deferred, and names not found."""
+
+    synced: SyncReport
+    deferred: Deferred
+    unknown: list[str] = field(default_factory=list)
+
+
+def queue_run(app: DigestApp, names: Sequence[str] = (),
+              day: dt.date | None = None) -> QueuedRun:
+    """`digest run --queue`: sync the profiles folder into the store (only changed files are
+    read), then defer the digests of `names` (a profile's name or file name; none: every
+    profile), each of its today in its time zone, or of `day`. Nothing is deferred when a
+    name is unknown."""
     queue_app(app.db_url)  # refuses SQLite before anything is written
     now = app.clock()
     with app.open_store() as store:
-        report = sync_profiles(store, app.profiles_dir, now=now)
-        found = stored_profiles(store, names)
+        synced = sync_profiles(store, app.profiles_dir, now=now)
+        wanted: list[str] | None = None
+        if names:
+            known = store.profile_doc_hashes()
+            by_file = {Path(path).stem: name for name, (path, _) in known.items()}
+            wanted = [n if n in known else by_file.get(n, "") for n in names]
+            unknown = [n for n, found in zip(names, wanted, strict=True) if not found]
+            if unknown:
+                return QueuedRun(synced, Deferred(), unknown)
+        found = stored_profiles(store, wanted)
         days = {p.name: day or now.astimezone(ZoneInfo(p.timezone)).date()
                 for p in found.profiles}
-        return report, defer_digests(app, store, days)
+        return QueuedRun(synced, defer_digests(app, store, days))
 
 
 @dataclass
@@ -216,13 +236,35 @@ async def _sweep(queue: procrastinate.App, ctx: QueueContext, summary: WorkerSum
     manager = queue.job_manager
     for job in await manager.get_stalled_jobs(
             seconds_since_heartbeat=ctx.settings.stalled_after):
-        await manager.retry_job(job)
+        try:
+            await manager.retry_job(job)
+        except procrastinate.exceptions.UniqueViolation:
+            # Another job with its queueing lock waits (a sweep's, or the next fit): this one
+            # runs again as a job of its own, and the dead one is closed.
+            await asyncio.to_thread(_requeue_dead, queue, job)
+            assert job.id is not None
+            await manager.finish_job_by_id_async(job.id, procrastinate.jobs.Status.FAILED,
+                                                 delete_job=False)
+        except procrastinate.exceptions.ConnectorException as exc:
+            # Mostly another worker's sweep retried it first ("Job was not found or has an
+            # invalid status to retry"): the others are still this sweep's to retry.
+            log.info("job %s of a dead worker not retried here: %s", job.id,
+                     str(exc.__cause__ or exc).strip())
+            continue
         summary.stalled_retried += 1
         log.warning("job %s (%s) of a dead worker runs again", job.id, job.task_name)
     # Deferring is synchronous here (as in the jobs): off the event loop.
     claims, sends = await asyncio.to_thread(_requeue_stale, queue, ctx)
     summary.swept_claims += claims
     summary.swept_sends += sends
+
+
+def _requeue_dead(queue: procrastinate.App, job: procrastinate.jobs.Job) -> None:
+    try:
+        tasks.requeue_unlocked(queue, job.task_name, job.task_kwargs)
+    except procrastinate.exceptions.AlreadyEnqueued:
+        # A fit (locked by its task) waits already: the dead fit's shards go without it.
+        tasks.defer_shards(queue, cast(list[dict[str, Any]], job.task_kwargs.get("shards", [])))
 
 
 def _requeue_stale(queue: procrastinate.App, ctx: QueueContext) -> tuple[int, int]:

@@ -5,7 +5,8 @@
 * ``digest:shard`` builds the digests of a few thousand profiles (`work.prepare_shard`) and
   defers their sending in batches of `queue.send_batch`.
 * ``digest:send`` sends a batch (`work.send_pending`); digests that failed for now make the job
-  fail, and procrastinate runs it again later (exponential wait) for those alone.
+  fail, and procrastinate runs it again later (a wait growing by 30 s per attempt: 4xx
+  greylisting asks for minutes) for those alone.
 
 Every job is safe to run twice: the claims and leases in the store decide. A job's claims and
 leases are owned by the job (``job:<id>``), so the same job run again after its worker died
@@ -66,10 +67,13 @@ def register(app: procrastinate.App) -> None:
     """Give `app` digest's tasks."""
     app.task(name=FIT, pass_context=True, queueing_lock="digest-fit",
              retry=RetryStrategy(max_attempts=3, wait=30))(fit)
+    # Linear waits, not exponential: a job's attempts also count the times its worker died
+    # (a stalled job is retried as one more attempt), and procrastinate's exponential wait is
+    # base ** (attempts + 1): a shard killed three times then cut off once waited 10**5 s.
     app.task(name=SHARD, pass_context=True,
-             retry=RetryStrategy(max_attempts=5, exponential_wait=10))(shard)
+             retry=RetryStrategy(max_attempts=10, wait=5, linear_wait=10))(shard)
     app.task(name=SEND, pass_context=True,
-             retry=RetryStrategy(max_attempts=6, exponential_wait=5,
+             retry=RetryStrategy(max_attempts=12, wait=5, linear_wait=30,
                                  retry_exceptions={SendIncomplete, StoreError}))(send)
 
 
@@ -82,9 +86,35 @@ def fit(job: JobContext, shards: list[dict[str, Any]]) -> str:
     return f"model {loaded.model.fit_id}; {len(shards)} shards deferred"
 
 
+def requeue_unlocked(app: procrastinate.App, task: str, kwargs: Mapping[str, Any], *,
+                     delay: float = 0) -> None:
+    """Defer `task` again with `kwargs`, without a queueing lock, `delay` seconds from now.
+
+    Why: a job deferred under a queueing lock (the sweep's) cannot be retried by procrastinate
+    while another job with that lock waits: the unique index refuses the retry, the worker
+    stops with the error and the job stays "doing" (so burst workers wait for it for ever)."""
+    app.configure_task(task, schedule_in={"seconds": delay} if delay else None).defer(**kwargs)
+
+
+def _requeue(job: JobContext, task: str, kwargs: Mapping[str, Any], base: float) -> bool:
+    """For a job under a queueing lock: defer it again without the lock (after `base` seconds,
+    doubled per attempt) and say so; for others False: procrastinate retries them itself."""
+    if job.job.queueing_lock is None:
+        return False
+    delay = base * 2 ** min(int(job.job.attempts), 6)
+    requeue_unlocked(job.app, task, kwargs, delay=delay)
+    return True
+
+
 def shard(job: JobContext, profiles: list[str], day: str) -> dict[str, int]:
     ctx = _ctx()
-    report = prepare_shard(ctx, profiles, dt.date.fromisoformat(day), owner=_owner(job))
+    try:
+        report = prepare_shard(ctx, profiles, dt.date.fromisoformat(day), owner=_owner(job))
+    except Exception:
+        if not _requeue(job, SHARD, {"profiles": profiles, "day": day}, 10):
+            raise
+        log.exception("shard %s of %d profiles failed; it runs again", day, len(profiles))
+        return {"requeued": len(profiles)}
     for name, error in sorted(report.failed.items()):
         log.warning("digest %s %s: failed: %s", name, day, error)
     size = ctx.settings.send_batch
@@ -98,9 +128,17 @@ def shard(job: JobContext, profiles: list[str], day: str) -> dict[str, int]:
 
 def send(job: JobContext, ids: list[int]) -> dict[str, int]:
     ctx = _ctx()
-    report = send_pending(ctx, ids, owner=_owner(job))
+    try:
+        report = send_pending(ctx, ids, owner=_owner(job))
+    except StoreError:
+        if not _requeue(job, SEND, {"ids": ids}, 5):
+            raise
+        log.exception("sending %d digests failed; they are sent again", len(ids))
+        return {"requeued": len(ids)}
     outcome = {"sent": report.sent, "failed": report.failed, "busy": report.busy,
                "done": report.done, "temporary": len(report.temporary)}
+    if report.temporary and _requeue(job, SEND, {"ids": report.temporary}, 5):
+        return outcome
     if report.temporary:
         raise SendIncomplete(f"{len(report.temporary)} of {len(ids)} digests could not leave "
                              f"for now ({outcome}); they stay pending and this job runs again")

@@ -76,13 +76,11 @@ def prepare_shard(ctx: QueueContext, names: Sequence[str], day: dt.date, *,
     report.skipped = len(profiles) - len(todo)
     if not todo:
         return report
-    try:
-        rankings = recommender(store, ctx.app.model(store),
-                               first_digest_days=ctx.app.config.first_digest_days
-                               ).rank(todo, until=day)
-    except BaseException:
-        store.release_claims([p.name for p in todo], key, owner=owner)
-        raise
+    # A failure here keeps the claims: this job's retry takes them back at once, and once its
+    # retries are spent, their lease lapses and a worker's sweep queues them again.
+    rankings = recommender(store, ctx.app.model(store),
+                           first_digest_days=ctx.app.config.first_digest_days
+                           ).rank(todo, until=day)
     items = {r.profile: r.items for r in rankings}
     deliverer = ctx.deliverer()
     rows: list[dict[str, Any]] = []

@@ -8,16 +8,20 @@ due digests as shard jobs (`digest.queue`), which `digest worker` processes run.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from ..app import Clock, DigestApp, utc_now
 from ..config import load_config
 from ..errors import DigestError
-from ..profiles.sync import sync_profiles
+from ..profiles.sync import SyncReport, stored_profiles, sync_profiles
 from ..queue import defer_digests
-from .runs import _log, due_days, ensure_ingested, group_jobs
+from ..store import Store
+from .runs import _log, ensure_ingested, group_jobs
 
 logger = logging.getLogger("digest.schedule")
 
@@ -35,10 +39,10 @@ def defer_batch(jobs: Sequence[Mapping[str, Any]], *, clock: Clock = utc_now) ->
                 ensure_ingested(app, group[0]["ingest"], now=app.clock())
             except DigestError as exc:  # the digests still go out, with the papers stored
                 _log("ingest", "failed", error=str(exc))
-            by_day = due_days(app, names, statuses)
-            days = {p.name: day for day, profiles in by_day.items() for p in profiles}
             with app.open_store() as store:
+                # Synced first, then read from the store: only changed files are parsed.
                 report = sync_profiles(store, profiles_dir, now=app.clock())
+                days = _due_days(app, store, names, report, statuses)
                 deferred = defer_digests(app, store, days)
         except DigestError as exc:
             for name in names:
@@ -52,3 +56,26 @@ def defer_batch(jobs: Sequence[Mapping[str, Any]], *, clock: Clock = utc_now) ->
                     f" after a fit ({deferred.fit})" if deferred.fit else "",
                     len(report.added), len(report.changed), len(report.removed))
     return statuses
+
+
+def _due_days(app: DigestApp, store: Store, names: Sequence[str], synced: SyncReport,
+              statuses: dict[str, str]) -> dict[str, dt.date]:
+    """Each synced profile among `names` with its digest day (today in its time zone); the
+    others are logged and marked failed in `statuses`. A profile whose file stopped validating
+    goes on with its last good version (the sync logged why)."""
+    for invalid in synced.errors:
+        for line in invalid.problems:
+            logger.warning("invalid profile: %s", line)
+    found = {p.name: p for p in stored_profiles(store, names).profiles}
+    problems = {Path(e.path).stem: "; ".join(e.problems) for e in synced.errors}
+    days: dict[str, dt.date] = {}
+    for name in names:
+        profile = found.get(name)
+        if profile is None:
+            error = (f"profile {name!r} is invalid: {problems[name]}" if name in problems
+                     else f"no profile named {name!r} in {app.profiles_dir}")
+            _log(f"digest {name}", "failed", error=error)
+            statuses[name] = "failed"
+            continue
+        days[name] = app.clock().astimezone(ZoneInfo(profile.timezone)).date()
+    return days
