@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from stores import sqlite_only
 from test_recommend import GAUSSIAN, GS_SEEDS, UNTIL, World
 
 from digest.app import DigestApp
@@ -36,6 +37,9 @@ def shares(world: World, text: str, *, at: float) -> tuple[float, float]:
             float(np.quantile(cosines, 0.9)))
 
 
+# The calibration's arithmetic over candidates the store gives; test_recommend reads those on
+# both backends.
+@sqlite_only
 def test_relevance_means_the_same_share_whatever_the_raw_similarities(world: World) -> None:
     # A keyword interest has high raw cosines, a seed centroid low ones: the same raw threshold
     # means a very different share of papers for each; relevance 1 (the top 10%) keeps about
@@ -155,6 +159,7 @@ def test_keyword_expansion_does_not_drift_on_the_bundled_sample(tmp_path: Path) 
     (tmp_path / "profiles").mkdir()
     (tmp_path / "profiles" / "cap.yaml").write_text(
         "version: 1\ninterests:\n  - grounded image captioning and dense captions\n")
+    # About the ranking, not the store: SQLite only.
     base = ["--db", f"sqlite:///{tmp_path}/d.sqlite", "--profiles", str(tmp_path / "profiles")]
     runner = CliRunner()
     with runner.isolated_filesystem(temp_dir=tmp_path):

@@ -1,8 +1,9 @@
-"""The recommender on real papers: three weeks of arXiv cs.CV/cs.CL (June 2025) in a real SQLite
-store, profiles as YAML files, rankings through `DigestApp.rank` and the command line.
+"""The recommender on real papers: three weeks of arXiv cs.CV/cs.CL (June 2025) in a real store
+(SQLite, then PostgreSQL), profiles as YAML files, rankings through `DigestApp.rank` and the
+command line.
 
-The store and its fitted text model are built once per session (`world_template`); each test
-works on its own copy (`world`), so ledger writes and feedback never leak between tests.
+The store and its fitted text model are built once per session and backend (`world_template`);
+each test works on its own copy (`world`), so ledger writes and feedback never leak between tests.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import gzip
 import json
 import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from conftest import SHARED
-from stores import query
+from stores import Backend, Sample, make_backend, query
 
 from digest.app import DigestApp
 from digest.cli import main
@@ -113,42 +114,48 @@ def _slice(target: Path) -> None:
             out.write(json.dumps(copy) + "\n")
 
 
-def build_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The store and its fitted model, built once per session (test_explain uses it too)."""
-    if not SHARED.is_dir():
-        pytest.skip("../shared is not beside the checkout")
-    root = tmp_path_factory.getbasetemp() / "recommend_world"
-    if (root / "ready").exists():
-        return root
-    root.mkdir(exist_ok=True)
+def build_template(root: Path, url: str) -> None:
+    """The store at `url` and its fitted model under `root`, built once per session and backend
+    (test_explain and test_calibration use them too)."""
+    root.mkdir(parents=True, exist_ok=True)
     _slice(root / "papers.jsonl")
     # The model is fitted with the real clock, so neither the fixed clock of the apps here nor
     # the real one of the command line finds it stale.
-    app = DigestApp(Config(out_dir=str(root / "out")), f"sqlite:///{root}/digest.sqlite",
-                    str(root / "profiles"))
+    app = DigestApp(Config(out_dir=str(root / "out")), url, str(root / "profiles"))
     (result,) = app.ingest([FileSource(str(root / "papers.jsonl"), "jsonl")], today=UNTIL)
     assert result.ok and result.new > 2500, result
     with app.open_store() as store:
         app.model(store)
-    (root / "ready").touch()
-    return root
 
 
-def copy_world(template: Path, tmp_path: Path) -> World:
-    shutil.copy(template / "digest.sqlite", tmp_path / "digest.sqlite")
-    shutil.copytree(model_dir(template / "out"), model_dir(tmp_path / "out"))
+def copy_world(template: Sample, backend: Backend, tmp_path: Path) -> World:
+    # The copy keeps the store's id, so the copied model stays the store's own.
+    url = backend.clone(template.url, tmp_path)
+    shutil.copytree(model_dir(template.root / "out"), model_dir(tmp_path / "out"))
     (tmp_path / "profiles").mkdir()
-    return World(tmp_path, f"sqlite:///{tmp_path}/digest.sqlite", tmp_path / "profiles")
+    return World(tmp_path, url, tmp_path / "profiles")
 
 
 @pytest.fixture(scope="session")
-def world_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_template(tmp_path_factory)
+def world_backend(backend_kind: str) -> Iterator[Backend]:
+    backend = make_backend(backend_kind)
+    yield backend
+    backend.cleanup()
+
+
+@pytest.fixture(scope="session")
+def world_template(tmp_path_factory: pytest.TempPathFactory, world_backend: Backend) -> Sample:
+    if not SHARED.is_dir():
+        pytest.skip("../shared is not beside the checkout")
+    root = tmp_path_factory.mktemp(f"recommend_world_{world_backend.name}")
+    url = world_backend.new_url(root)
+    build_template(root, url)
+    return Sample(root, url)
 
 
 @pytest.fixture
-def world(world_template: Path, tmp_path: Path) -> World:
-    return copy_world(world_template, tmp_path)
+def world(world_template: Sample, world_backend: Backend, tmp_path: Path) -> World:
+    return copy_world(world_template, world_backend, tmp_path)
 
 
 def keys(items: Sequence[Recommendation]) -> list[str]:
