@@ -236,6 +236,16 @@ interests:
     assert any("Not A Real Title Anywhere" in w and "splats" in w for w in ranking.warnings)
 
 
+def test_a_seed_written_with_a_nul_is_a_paper_not_in_the_store(world: World) -> None:
+    # YAML's "\0" is a NUL, which PostgreSQL refuses in a query: a warning, not a failed rank.
+    profile = world.profile("ada", 'version: 1\nseed_papers: ["2506.07917", "2506.1\\0"]\n')
+
+    ranking = world.rank_one(profile)
+
+    assert ranking.items
+    assert ranking.warnings == ["seed_papers: paper '2506.1\\x00' is not in the store"]
+
+
 # --- candidates -------------------------------------------------------------------------------
 
 

@@ -2,7 +2,9 @@
 tokens per purpose, key rotation, cross-site POSTs, the personal page, requests that never
 fully arrive, slow clients, and the profiles read once.
 
-The site is `test_server`'s: Ada was sent two digests; Ben has a profile and nothing else.
+The site is `test_server`'s: Ada was sent two digests; Ben has a profile and nothing else. The
+`site` runs on each store backend in turn; the sites made for timeouts and key rotation stay on
+SQLite (what they test is sockets and tokens, not the store).
 """
 
 from __future__ import annotations
@@ -42,8 +44,8 @@ VOTE = "/feedback/{token}?paper=2506.00003&v=like"
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
-    with running_site(tmp_path) as site:
+def site(tmp_path: Path, store_url: str) -> Iterator[Site]:
+    with running_site(tmp_path, store_url) as site:
         yield site
 
 

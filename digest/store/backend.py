@@ -12,6 +12,7 @@ conflict, serialization failure or deadlock is `StoreConflictError`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,15 @@ def translate(where: str, exc: sa.exc.DBAPIError) -> StoreError:
     if isinstance(exc, sa.exc.IntegrityError) and "UNIQUE constraint failed" in text:
         return StoreConflictError(f"{where}: {_CONFLICTS['23505']} ({text})")
     return StoreError(f"{where}: {text}")
+
+
+def comparable(dialect: str, values: Iterable[str]) -> list[str]:
+    """The `values` a text column could hold. PostgreSQL's text cannot hold a NUL character and
+    refuses a statement that compares with one, so there such a value matches nothing (a
+    feedback link's ``?paper=%00``, a seed written ``"\\0"`` in YAML): dropped, not sent."""
+    if dialect != "postgresql":
+        return list(values)
+    return [value for value in values if "\x00" not in value]
 
 
 def _configure_sqlite(engine: Engine) -> None:

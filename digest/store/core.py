@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 from ..errors import StoreError
 from ..http import Validators
 from ..types import Paper
-from .backend import create_engine, parse_url, shown, translate
+from .backend import comparable, create_engine, parse_url, shown, translate
 from .ledger import LedgerMixin
 from .locks import LockMixin, lock_key
 from .schema import (
@@ -191,6 +191,8 @@ class Store(LedgerMixin, LockMixin):
 
     def get_paper(self, ref: str) -> Paper | None:
         """A paper by key (arXiv id without version, other id as given, ``title:...``)."""
+        if not comparable(self.engine.dialect.name, [ref]):
+            return None
         with self._errors(), self.engine.connect() as conn:
             row = conn.execute(sa.select(papers).where(papers.c.key == ref)).first()
             if row is None:
@@ -203,6 +205,8 @@ class Store(LedgerMixin, LockMixin):
             return row_to_paper(row, list(sources))
 
     def find_by_norm_title(self, norm_title: str) -> list[Paper]:
+        if not comparable(self.engine.dialect.name, [norm_title]):
+            return []
         with self._errors(), self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(papers).where(papers.c.norm_title == norm_title).order_by(papers.c.pid)
@@ -257,7 +261,7 @@ class Store(LedgerMixin, LockMixin):
     def _rows_where(conn: Connection, columns: Sequence[Any], column: Any,
                     values: set[str]) -> Iterator[Any]:
         """Rows whose `column` is one of `values`, in pid order per batch of 500."""
-        items = sorted(values)
+        items = sorted(comparable(conn.dialect.name, values))
         for start in range(0, len(items), 500):
             query = sa.select(*columns).where(column.in_(items[start : start + 500]))
             yield from conn.execute(query.order_by(papers.c.pid))
@@ -343,7 +347,7 @@ class Transaction:
         as dicts of columns (raw texts filled in), for merging."""
         found: dict[int, dict[str, Any]] = {}
         for column, values in ((papers.c.key, keys), (papers.c.norm_title, norm_titles)):
-            wanted = list(set(values))
+            wanted = comparable(self.conn.dialect.name, set(values))
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
                 for row in self.conn.execute(sa.select(*_MERGE_COLUMNS).where(column.in_(chunk))):
