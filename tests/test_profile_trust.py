@@ -96,6 +96,23 @@ def test_a_renamed_profile_with_an_id_stays_unsubscribed(
     assert json.loads(result.stdout)["status"] == "skipped"
 
 
+def test_a_name_longer_than_the_store_keeps_is_that_profiles_error_only(
+    site: tuple[str, ...], tmp_path: Path
+) -> None:
+    # The store keeps a profile's name in 200 characters; PostgreSQL enforces that, and a run
+    # for a longer file name failed there alone, after ranking it.
+    long = tmp_path / "profiles" / f"{'p' * 201}.yaml"
+    long.write_text(PROFILE.format(id=""))
+    (tmp_path / "profiles" / "ada.yaml").write_text(PROFILE.format(id=""))
+
+    result = invoke(*site, "run", "--date", "2026-07-01", "--json")
+
+    assert result.exit_code == 1
+    assert f"{long}:1:1: name: at most 200 characters (this has 201)" in result.stderr
+    (line,) = result.stdout.splitlines()
+    assert json.loads(line)["profile"] == "ada" and json.loads(line)["status"] == "sent"
+
+
 def test_two_files_with_the_same_id_are_an_error_for_the_second(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text(PROFILE.format(id="id: ada"))
     (tmp_path / "b.yaml").write_text(PROFILE.format(id="id: ada"))
