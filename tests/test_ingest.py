@@ -198,6 +198,18 @@ def test_nul_characters_become_replacement_characters_and_every_paper_lands(
     assert paper_count(store) == 3
 
 
+def test_an_old_style_id_with_an_archive_no_arxiv_has_is_an_other_id(store: Store) -> None:
+    # The store keeps an arXiv id in 64 characters (PostgreSQL enforces it): a 60-letter
+    # "archive" failed the whole source there. Real archives are short (cond-mat, astro-ph).
+    odd = f"{'a' * 60}/0601001v1"
+    (result,) = run(store, Items([RawPaper(id=odd, title="An archive no arXiv has"),
+                                  RawPaper(id="astro-ph/0601001v2", title="A real old id")]))
+
+    assert (result.error, result.new) == (None, 2)
+    assert stored(store, odd).arxiv_id is None
+    assert stored(store, "astro-ph/0601001").version == 2
+
+
 def test_other_ids_are_kept_exactly_as_keys(store: Store, data_dir: Path) -> None:
     run(store, FileSource(str(data_dir / "files_papers.jsonl")))
 
