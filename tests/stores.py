@@ -226,6 +226,9 @@ def backend_kind(request: pytest.FixtureRequest) -> str:
 #: For a test that reaches the store but where PostgreSQL adds nothing another test does not
 #: already cover (ranking arithmetic over what the store gives, say): say why where it is used.
 sqlite_only = pytest.mark.parametrize("backend_kind", ["sqlite"], indirect=True)
+#: For a test of what only PostgreSQL could get wrong (its SQLite twin is another test).
+postgresql_only = pytest.mark.parametrize(
+    "backend_kind", [b for b in _wanted() if b == "postgresql"], indirect=True)
 
 
 def make_backend(kind: str) -> Backend:

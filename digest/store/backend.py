@@ -94,12 +94,22 @@ def translate(where: str, exc: sa.exc.DBAPIError) -> StoreError:
 
 
 def comparable(dialect: str, values: Iterable[str]) -> list[str]:
-    """The `values` a text column could hold. PostgreSQL's text cannot hold a NUL character and
-    refuses a statement that compares with one, so there such a value matches nothing (a
-    feedback link's ``?paper=%00``, a seed written ``"\\0"`` in YAML): dropped, not sent."""
-    if dialect != "postgresql":
-        return list(values)
-    return [value for value in values if "\x00" not in value]
+    """The `values` a text column could hold, for a lookup. Text that is not valid Unicode (a
+    lone surrogate: a command-line argument in another encoding arrives so) is stored by
+    neither backend and cannot even be sent; PostgreSQL's text cannot hold a NUL either and
+    refuses a statement comparing with one (a feedback link's ``?paper=%00``, a seed written
+    ``"\\0"`` in YAML). Such a value matches nothing: it is dropped, not sent."""
+    nul_ok = dialect != "postgresql"
+    return [value for value in values
+            if (nul_ok or "\x00" not in value) and (value.isascii() or _encodable(value))]
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _configure_sqlite(engine: Engine) -> None:
