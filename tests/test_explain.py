@@ -63,6 +63,8 @@ def test_an_already_sent_paper_names_the_digest(world: World) -> None:
     assert result.causes == ("already_sent",)
     assert result.sent_in == "2025-06-26"
     assert "already sent" in result.reasons[0] and "2025-06-26" in result.reasons[0]
+    # When, in UTC whatever the database's own time zone (tests/stores.py sets PostgreSQL's).
+    assert "on 2025-06-28 07:00 UTC" in result.reasons[0], result.reasons[0]
     # It would be the best paper otherwise.
     assert result.position == 1
     assert "would rank 1 of" in result.reasons[1]

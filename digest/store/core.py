@@ -39,8 +39,9 @@ from .schema import (
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
-    # SQLite hands datetimes back naive; everything we store is UTC.
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    # SQLite hands datetimes back naive; everything we store is UTC. PostgreSQL hands them
+    # back in the session's time zone (the server's by default), so they are turned to UTC.
+    return value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def row_to_paper(row: Any, sources: Sequence[str] = ()) -> Paper:
