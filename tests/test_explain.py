@@ -7,7 +7,7 @@ import datetime as dt
 import json
 
 import pytest
-from test_recommend import COPIES, GAUSSIAN, ORIGINAL, UNTIL, World
+from test_recommend import COPIES, GAUSSIAN, ORIGINAL, RANKING, UNTIL, World
 
 from digest.explain import CAUSES, Explanation, PaperNotFoundError, explain_in
 from digest.profiles import Profile
@@ -92,6 +92,7 @@ def test_a_paper_outside_the_categories(world: World) -> None:
     assert result.interests[0].similarity > 0.3  # a good match, kept out only by category
 
 
+@RANKING
 def test_a_paper_below_min_relevance(world: World) -> None:
     profile = world.profile("ada", GAUSSIAN + "min_relevance: 9\n")
 
@@ -107,6 +108,7 @@ def test_a_paper_below_min_relevance(world: World) -> None:
     assert result.as_dict()["interests"][0]["similarity"] == round(interest.similarity, 4)
 
 
+@RANKING
 def test_an_avoided_term_is_named_with_what_it_took_off(world: World) -> None:
     plain = world.profile("plain", GAUSSIAN)
     avoiding = world.profile("avoiding", GAUSSIAN + "avoid: [virtual memory, speech]\n")
@@ -123,6 +125,7 @@ def test_an_avoided_term_is_named_with_what_it_took_off(world: World) -> None:
     assert any("avoided term 'virtual memory'" in r for r in after.reasons)
 
 
+@RANKING
 def test_a_near_duplicate_names_the_better_paper(world: World) -> None:
     profile = world.profile("ada", GAUSSIAN + "max_papers: 50\nmin_relevance: 0\n")
     (ranking,) = world.rank([profile])
@@ -154,6 +157,7 @@ authors: ["Jonathan Haberl"]
     assert any("Closest seed paper: " + TORNADOES in r for r in boosted.reasons)
 
 
+@RANKING
 def test_a_paper_past_max_papers(world: World) -> None:
     profile = world.profile("ada", GAUSSIAN + "max_papers: 2\n")
     (ranking,) = world.rank([profile], top=10)
