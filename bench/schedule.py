@@ -98,20 +98,21 @@ def write_profiles(folder: Path, count: int) -> None:
 class Server:
     """bench/smtp.py's aiosmtpd server in a child process; counts what it received."""
 
-    def __init__(self) -> None:
+    def __init__(self, *options: str) -> None:
         self.child = subprocess.Popen([sys.executable, str(ROOT / "bench" / "smtp.py"),
-                                       "--serve"], stdin=subprocess.PIPE,
+                                       "--serve", *options], stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, text=True, cwd=ROOT)
         assert self.child.stdout is not None
         self.port = int(json.loads(self.child.stdout.readline())["port"])
         self.total = 0
         self.connections = 0
+        self.last: dict[str, Any] = {}
 
     def poll(self) -> int:
         assert self.child.stdin is not None and self.child.stdout is not None
         self.child.stdin.write("stats\n")
         self.child.stdin.flush()
-        stats = json.loads(self.child.stdout.readline())
+        stats = self.last = json.loads(self.child.stdout.readline())
         self.total += int(stats["messages"])
         self.connections += int(stats["connections"])
         return self.total

@@ -17,12 +17,14 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import resource
 import smtplib
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
@@ -37,8 +39,9 @@ WORDS = [
 ]
 
 
-def _serve() -> None:
-    """Child: run the server; on each line of stdin, print and reset what it received."""
+def _serve(ids: bool = False) -> None:
+    """Child: run the server; on each line of stdin, print and reset what it received (with
+    `ids`, the Message-ID of each message too: bench/queue_workers.py counts duplicates)."""
     from smtp_server import RecordingServer  # type: ignore[import-not-found,unused-ignore]
 
     def cpu() -> float:
@@ -50,16 +53,23 @@ def _serve() -> None:
         since = cpu()
         for _ in sys.stdin:
             with server.lock:
-                stats = {
+                stats: dict[str, Any] = {
                     "messages": len(server.messages),
                     "bytes": sum(len(m.content) for m in server.messages),
                     "connections": server.connections,
                     "cpu_s": cpu() - since,
                 }
+                if ids:
+                    stats["ids"] = [_message_id(m.content) for m in server.messages]
                 since = cpu()
                 server.messages.clear()
                 server.connections = 0
             print(json.dumps(stats), flush=True)
+
+
+def _message_id(content: bytes) -> str:
+    found = re.search(rb"^Message-ID:\s*(\S+)", content, re.MULTILINE | re.IGNORECASE)
+    return found.group(1).decode() if found else ""
 
 
 def _digest(i: int) -> tuple[str, bytes]:
@@ -115,9 +125,10 @@ def main() -> None:
                         help="rounds of both modes, alternating; the median round is reported")
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "smtp.json"))
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--ids", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        return _serve()
+        return _serve(args.ids)
 
     start = time.perf_counter()
     batch = [_digest(i) for i in range(args.messages)]

@@ -170,18 +170,23 @@ class DigestApp:
                      until: dt.date) -> dict[str, list[Recommendation]]:
                 return {r.profile: r.items for r in ranker.rank(due, until=until)}
 
-            deliverer = Deliverer(
-                store, self.renderer(), self.make_transport(),
-                DeliverySettings(
-                    out_dir=self.out_dir, sender=self.config.email.sender,
-                    list_id=self.config.email.list_id,
-                    unsubscribe_mailto=self.config.email.unsubscribe_mailto,
-                    feed_window_days=self.config.feeds.window_days,
-                    feed_max_items=self.config.feeds.max_items,
-                ),
-                clock=self.clock,
-            )
+            deliverer = self.deliverer(store, self.make_transport())
             return deliverer.run(profiles, day, rank, dry_run=dry_run)
+
+    def deliverer(self, store: Store, transport: Transport,
+                  renderer: Renderer | None = None) -> Deliverer:
+        """Delivery through `transport` with the configured sender, list and feeds."""
+        return Deliverer(
+            store, renderer or self.renderer(), transport,
+            DeliverySettings(
+                out_dir=self.out_dir, sender=self.config.email.sender,
+                list_id=self.config.email.list_id,
+                unsubscribe_mailto=self.config.email.unsubscribe_mailto,
+                feed_window_days=self.config.feeds.window_days,
+                feed_max_items=self.config.feeds.max_items,
+            ),
+            clock=self.clock,
+        )
 
 
 def _error_names(found: ProfileSet) -> set[str]:

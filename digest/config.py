@@ -185,6 +185,47 @@ class ScheduleConfig(_Section):
         return value
 
 
+class QueueConfig(_Section):
+    """The ``[queue]`` section: workers on PostgreSQL (`digest worker`, `digest run --queue`)."""
+
+    shard_size: int = Field(
+        2000, ge=1, le=100000,
+        description="Profiles per shard job: ranked as one chunked product, then rendered.",
+    )
+    send_batch: int = Field(
+        200, ge=1, le=10000,
+        description="Digests per send job, sent over the worker's one SMTP connection.",
+    )
+    send_rate: float = Field(
+        0, ge=0, le=100000,
+        description="Messages per second across every worker (the SMTP provider's limit); "
+        "0: no limit.",
+    )
+    claim_lease: float = Field(
+        1800, gt=0, le=86400,
+        description="Seconds a shard job holds the digests it builds; a dead worker's are "
+        "built again after this.",
+    )
+    send_lease: float = Field(
+        300, gt=0, le=86400,
+        description="Seconds a send job holds the digests it sends; a dead worker's are sent "
+        "again (same bytes and Message-ID) after this.",
+    )
+    heartbeat: float = Field(
+        10, gt=0, le=3600, description="Seconds between a worker's heartbeats."
+    )
+    stalled_after: float = Field(
+        60, gt=0, le=86400,
+        description="Seconds without a heartbeat after which a worker is taken for dead and "
+        "its jobs are run again.",
+    )
+    sweep_seconds: float = Field(
+        60, gt=0, le=86400,
+        description="How often a worker looks for work a dead worker left (stalled jobs, "
+        "lapsed claims and leases).",
+    )
+
+
 class Config(_Section):
     """The whole file. Relative paths are taken from the file's own folder (from the current
     directory when there is no file)."""
@@ -205,6 +246,7 @@ class Config(_Section):
     server: ServerConfig = Field(default_factory=ServerConfig)
     feeds: FeedConfig = Field(default_factory=FeedConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    queue: QueueConfig = Field(default_factory=QueueConfig)
 
     def secret(self) -> str | None:
         """The link-signing secret from the environment, else from `server.secret_file`

@@ -68,6 +68,17 @@ class RunResult:
         }
 
 
+@dataclass(frozen=True)
+class Built:
+    """A digest rendered for the ledger: what `record_delivery` takes, before it is sent."""
+
+    key: str
+    message_id: str | None
+    message: bytes | None
+    markdown: str | None
+    items: list[dict[str, Any]]
+
+
 @dataclass
 class DeliverySettings:
     out_dir: Path
@@ -156,7 +167,7 @@ class Deliverer:
                     continue
                 try:
                     if profile.name in resume:
-                        result = self._send(profile, resume[profile.name], dry_run=False)
+                        result = self.send(profile, resume[profile.name], dry_run=False)
                     else:
                         items = list(ranked.get(profile.name, ()))
                         result = self._deliver(profile, day, items, dry_run=dry_run)
@@ -182,7 +193,7 @@ class Deliverer:
                 if delivery.key == day.isoformat():
                     continue  # resumed as today's digest
                 try:
-                    result = self._send(profile, delivery, dry_run=False)
+                    result = self.send(profile, delivery, dry_run=False)
                 except DigestError as exc:
                     result = RunResult(profile.name, "failed", error=str(exc))
                 if result.status != "sent":
@@ -193,20 +204,15 @@ class Deliverer:
                     break
                 self.store.heartbeat("run", now=self.clock())
 
-    def _deliver(self, profile: Profile, day: dt.date, items: list[Recommendation], *,
-                 dry_run: bool) -> RunResult:
-        now = self.clock()
-        digest = Digest(profile.name, day.isoformat(), day, tuple(items), now)
-        wants_email = "email" in profile.formats and profile.email is not None
+    def build(self, profile: Profile, day: dt.date, items: Sequence[Recommendation], *,
+              now: dt.datetime) -> Built | None:
+        """Render the digest of `day` with `items` as it will be recorded and sent; None when
+        there is nothing to send (no papers and the profile does not want empty digests)."""
         if not items and not profile.send_empty:
-            if not dry_run:
-                self.store.record_delivery(
-                    profile=profile.name, key=digest.key, covered_to=day, status="empty",
-                    message_id=None, message=None, markdown=None, items=(), now=now,
-                )
-            return RunResult(profile.name, "empty")
+            return None
+        digest = Digest(profile.name, day.isoformat(), day, tuple(items), now)
         message = message_id = None
-        if wants_email:
+        if "email" in profile.formats and profile.email is not None:
             rendered = self.renderer.email(digest, profile)
             message_id = make_message_id(_domain(self.settings.sender))
             message = build_message(
@@ -227,20 +233,37 @@ class Deliverer:
                 self.renderer.item(1, first.paper, first.why, None, profile.name))
         chosen = [{"pid": r.paper.pid, "key": r.paper.key, "score": round(r.score, 4),
                    "why": r.why.as_dict()} for r in items]
+        return Built(digest.key, message_id, message, markdown, chosen)
+
+    def _deliver(self, profile: Profile, day: dt.date, items: list[Recommendation], *,
+                 dry_run: bool) -> RunResult:
+        now = self.clock()
+        built = self.build(profile, day, items, now=now)
+        if built is None:
+            if not dry_run:
+                self.store.record_delivery(
+                    profile=profile.name, key=day.isoformat(), covered_to=day, status="empty",
+                    message_id=None, message=None, markdown=None, items=(), now=now,
+                )
+            return RunResult(profile.name, "empty")
         if dry_run:
-            with self._writing(profile, digest.key, message, markdown, dry_run=True) as files:
+            with self._writing(profile, built.key, built.message, built.markdown,
+                               dry_run=True) as files:
                 pass
             # A dry run sends nothing, and says so: "would send", never "sent".
             return RunResult(profile.name, "would send" if items else "empty",
-                             papers=[r.paper.key for r in items], message_id=message_id,
+                             papers=[r.paper.key for r in items], message_id=built.message_id,
                              files=files)
         delivery = self.store.record_delivery(
-            profile=profile.name, key=digest.key, covered_to=day, status="pending",
-            message_id=message_id, message=message, markdown=markdown, items=chosen, now=now,
+            profile=profile.name, key=built.key, covered_to=day, status="pending",
+            message_id=built.message_id, message=built.message, markdown=built.markdown,
+            items=built.items, now=now,
         )
-        return self._send(profile, delivery, dry_run=False)
+        return self.send(profile, delivery)
 
-    def _send(self, profile: Profile, delivery: Delivery, *, dry_run: bool) -> RunResult:
+    def send(self, profile: Profile, delivery: Delivery, *, dry_run: bool = False) -> RunResult:
+        """Send a recorded (pending) delivery with its recorded bytes, write its markdown, and
+        mark it sent with its papers; a failure is recorded as an attempt."""
         keys = [str(item.get("key", item["pid"])) for item in delivery.items]
         result = RunResult(profile.name, "sent", papers=keys, message_id=delivery.message_id)
         files: list[str] = []

@@ -78,8 +78,12 @@ class TextModel:
         self.fitted_at: dt.datetime | None = None
         #: The store the model was fitted on (`Store.store_id`), None when not from a store.
         self.store_id: str | None = None
+        #: This fit's id, recorded in the store (``model_version``) when saved there, so that
+        #: queue workers on any machine see a new fit (`modelstore.ModelCache`).
+        self.fit_id: str | None = None
         #: Character n-grams for short texts (digest.shorttext); None: words only.
         self.title_block: TitleBlock | None = None
+        self._has_title_block = False
         self._vectorizer: TfidfVectorizer | None = None
         self._terms: np.ndarray[Any, np.dtype[np.object_]] | None = None
 
@@ -235,6 +239,7 @@ class TextModel:
             "version": FORMAT_VERSION,
             "sklearn_version": sklearn.__version__,
             "store_id": self.store_id,
+            "fit_id": self.fit_id,
             "params": {k: list(v) if isinstance(v, tuple) else v for k, v in self.params.items()},
             "title_repeat": TITLE_REPEAT,
             "n_docs": self.n_docs,
@@ -247,6 +252,17 @@ class TextModel:
     @classmethod
     def load(cls, path: str | Path) -> TextModel:
         """Read a model written by `save`; `ModelError` if it is missing or of another version."""
+        d = Path(path)
+        model = cls.peek(d)
+        model._vectorizer = _unpickle(d / _VECTORIZER_FILE)
+        if model._has_title_block:
+            model.title_block = TitleBlock(_unpickle(d / _TITLE_BLOCK_FILE))
+        return model
+
+    @classmethod
+    def peek(cls, path: str | Path) -> TextModel:
+        """What `save` recorded of a model (its size, store, fit), without loading its
+        vocabulary: enough to decide whether it must be fitted again. `ModelError` as `load`."""
         d = Path(path)
         try:
             meta = json.loads((d / _META_FILE).read_text(encoding="utf-8"))
@@ -266,14 +282,12 @@ class TextModel:
                 f"{d}: text model pickled by scikit-learn {pickled_by}, this is "
                 f"{sklearn.__version__}; refit the model"
             )
-        vec = _unpickle(d / _VECTORIZER_FILE)
-        block = _unpickle(d / _TITLE_BLOCK_FILE) if meta.get("title_block") else None
         params = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["params"].items()}
         model = cls(params)
-        model._vectorizer = vec
-        model.title_block = TitleBlock(block) if block is not None else None
+        model._has_title_block = bool(meta.get("title_block"))
         model.n_docs = int(meta["n_docs"])
         model.store_id = meta.get("store_id")
+        model.fit_id = meta.get("fit_id")
         fitted = meta.get("fitted_at")
         model.fitted_at = dt.datetime.fromisoformat(fitted) if fitted else None
         return model

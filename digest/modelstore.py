@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +47,9 @@ Notify = Callable[[str], None]
 PROGRESS_INTERVAL = 2.0
 
 log = logging.getLogger("digest.model")
+
+#: The store's fact (`Store.meta`) naming the current fit: `TextModel.fit_id`.
+MODEL_VERSION = "model_version"
 
 REFIT_GROWTH = 0.2
 REFIT_DAYS = 30
@@ -123,11 +128,14 @@ def fit(store: Store, directory: Path, *, now: dt.datetime, notify: Notify | Non
                              "ingest some first") from None
         raise
     model.store_id = store.store_id
+    model.fit_id = uuid.uuid4().hex
     corpus_pids = np.array(pids, dtype=np.int64)
     directory.mkdir(parents=True, exist_ok=True)
     model.save(directory)
     sp.save_npz(directory / "corpus.npz", corpus, compressed=False)
     np.save(directory / "corpus_pids.npy", corpus_pids)
+    # Last, once every file is in place: workers that see this version reload.
+    store.set_meta(MODEL_VERSION, model.fit_id)
     progress.finished(model)
     return LoadedModel(model, corpus, corpus_pids)
 
@@ -183,6 +191,19 @@ def ensure(store: Store, directory: Path, *, now: dt.datetime, force: bool = Fal
     return result
 
 
+def fit_reason(store: Store, directory: Path, *, now: dt.datetime) -> str | None:
+    """Why the saved model must be fitted before the next ranking (None: it need not), read
+    from its recorded facts alone (the queue's tick asks this every minute)."""
+    if not (directory / "meta.json").exists():
+        return "no saved model yet"
+    try:
+        model = TextModel.peek(directory)
+    except (ModelError, OSError, KeyError, ValueError) as exc:
+        return f"the saved model is unusable: {exc}"
+    papers_now = store.info().papers
+    return _foreign(model, store, papers_now) or _stale(model, papers_now, now)
+
+
 def _check(store: Store, directory: Path, *, now: dt.datetime,
            allow_refit: bool) -> tuple[LoadedModel | None, str | None]:
     """The saved model, and why it must be fitted again (None: it need not)."""
@@ -224,24 +245,37 @@ def recommender(store: Store, loaded: LoadedModel, *, first_digest_days: int) ->
 
 
 class ModelCache:
-    """Keeps the model loaded between runs of one process (the scheduler's batches): it is
-    loaded again only when its files changed (another process refitted it) or the refit policy
-    says so (then fitted, as `ensure` does)."""
+    """Keeps the model loaded between runs of one process (the scheduler's batches, a queue
+    worker): it is loaded again only when another process fitted a new one (its files changed,
+    or the store names another fit: `MODEL_VERSION`) or the refit policy says so.
 
-    def __init__(self) -> None:
+    With `refit` False (queue workers: one job fits, `digest.queue`), a stale model is kept
+    until that job has fitted a new one; only a missing or foreign model is fitted here."""
+
+    def __init__(self, *, refit: bool = True) -> None:
+        self.refit = refit
+        # A worker's jobs run in threads: one loads while the others wait for it.
+        self._lock = threading.Lock()
         self._mark: tuple[Any, ...] | None = None
         self._loaded: LoadedModel | None = None
         self._loads = 0
 
     def get(self, store: Store, directory: Path, *, now: dt.datetime,
             notify: Notify | None = None) -> LoadedModel:
+        with self._lock:
+            return self._get(store, directory, now=now, notify=notify)
+
+    def _get(self, store: Store, directory: Path, *, now: dt.datetime,
+             notify: Notify | None) -> LoadedModel:
         loaded = self._loaded
         if loaded is not None and self._mark == _files_mark(directory):
             papers_now = store.info().papers
-            if (_foreign(loaded.model, store, papers_now) is None
-                    and _stale(loaded.model, papers_now, now) is None):
+            version = store.meta(MODEL_VERSION)
+            if ((version is None or version == loaded.model.fit_id)
+                    and _foreign(loaded.model, store, papers_now) is None
+                    and (not self.refit or _stale(loaded.model, papers_now, now) is None)):
                 return LoadedModel(loaded.model, loaded.corpus, loaded.corpus_pids)
-        loaded = ensure(store, directory, now=now, notify=notify)
+        loaded = ensure(store, directory, now=now, notify=notify, allow_refit=self.refit)
         self._loaded, self._mark = loaded, _files_mark(directory)
         self._loads += 1
         return loaded

@@ -17,7 +17,7 @@ import multiprocessing.context
 import multiprocessing.forkserver
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -44,11 +44,11 @@ def run(argv: list[str], log: str) -> None:
 
 
 @contextmanager
-def fork_server() -> Iterator[multiprocessing.context.ForkServerContext]:
-    """A fork server that imported digest once, stopped on leaving. Start it early: its imports
-    then overlap whatever the test prepares meanwhile."""
+def fork_server(preload: Sequence[str] = ()) -> Iterator[multiprocessing.context.ForkServerContext]:
+    """A fork server that imported digest once (and `preload`), stopped on leaving. Start it
+    early: its imports then overlap whatever the test prepares meanwhile."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(PRELOAD)
+    context.set_forkserver_preload([*PRELOAD, *preload])
     multiprocessing.forkserver.ensure_running()
     try:
         yield context

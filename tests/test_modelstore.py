@@ -50,13 +50,13 @@ def test_each_store_has_its_own_id_kept_across_opens(
 
 
 def test_a_store_made_before_ids_gets_one_when_opened(store_url: str) -> None:
-    url = store_url
-    Store.open(url).close()
+    url = store_url  # empty: a SQLite file not made yet, a PostgreSQL database with no tables
     engine = sa.create_engine(url)
-    with engine.begin() as conn:  # as the previous schema left it
-        conn.execute(sa.text("DROP TABLE meta"))
-        # Migration 3 made the meta table.
-        conn.execute(sa.text("UPDATE schema_version SET version = 2"))
+    with engine.begin() as conn:  # as schema version 2 left it (migration 3 made `meta`)
+        for migration in MIGRATIONS[:2]:
+            migration(conn)
+        conn.execute(sa.text("CREATE TABLE schema_version (version INTEGER NOT NULL)"))
+        conn.execute(sa.text("INSERT INTO schema_version VALUES (2)"))
     engine.dispose()
     with Store.open(url) as store:
         assert len(store.store_id) == 32

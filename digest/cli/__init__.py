@@ -8,7 +8,7 @@ profile name included). Every command takes -v/-q.
 from __future__ import annotations
 
 from ..sources.resolve import SAMPLE, sample_path
-from . import digests, imports, ingest, profiles, service  # noqa: F401  (they register commands)
+from . import digests, imports, ingest, profiles, queue, service  # noqa: F401  (commands)
 from .group import main
 
 __all__ = ["SAMPLE", "main", "sample_path"]

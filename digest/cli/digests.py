@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ..errors import DigestError
-from .common import DAY, fail, has_invalid, load_named_profiles, problem, safe
+from .common import DAY, UNKNOWN_PROFILE, fail, has_invalid, load_named_profiles, problem, safe
 from .group import main
 
 if TYPE_CHECKING:
@@ -76,9 +76,12 @@ def rank_command(app: DigestApp, names: tuple[str, ...], since: dt.datetime | No
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per profile per line: {profile, status, papers, "
                    "message_id, files, error}.")
+@click.option("--queue", "queued", is_flag=True,
+              help="Queue the digests for `digest worker` processes (PostgreSQL) instead of "
+                   "delivering them here.")
 @click.pass_obj
 def run_command(app: DigestApp, names: tuple[str, ...], day: dt.datetime | None,
-                dry_run: bool, as_json: bool) -> None:
+                dry_run: bool, as_json: bool, queued: bool) -> None:
     """Build, render and deliver the due digests (default: every profile).
 
     Email goes over SMTP when [smtp] is configured, else to .eml files under out/<profile>/;
@@ -86,6 +89,9 @@ def run_command(app: DigestApp, names: tuple[str, ...], day: dt.datetime | None,
     profile twice. Exit status 1 if any profile failed or is invalid, or its feeds could not be
     written.
     """
+    if queued:
+        _queue_run(app, names, day, dry_run=dry_run, as_json=as_json)
+        return
     profiles = load_named_profiles(app, names)
     try:
         results = app.run(profiles, day=day.date() if day else None, dry_run=dry_run)
@@ -105,6 +111,37 @@ def run_command(app: DigestApp, names: tuple[str, ...], day: dt.datetime | None,
         for path in result.files:
             click.echo(f"    {path}")
     if not all(r.ok for r in results) or has_invalid(app, names):
+        sys.exit(1)
+
+
+def _queue_run(app: DigestApp, names: tuple[str, ...], day: dt.datetime | None, *,
+               dry_run: bool, as_json: bool) -> None:
+    """`run --queue`: the profiles come from the store after a sync, which reads only the
+    files that changed (parsing 10,000 YAML files takes minutes)."""
+    from ..queue import queue_run
+
+    if dry_run:
+        fail("--dry-run renders here: use it without --queue")
+    try:
+        queued = queue_run(app, names, day.date() if day else None)
+    except (DigestError, OSError) as exc:
+        fail(problem(exc))
+    for error in queued.synced.errors:
+        for line in error.problems:
+            click.echo(f"invalid profile: {line}", err=True)
+    if queued.unknown:
+        fail(f"no profile named {', '.join(map(repr, queued.unknown))} in {app.profiles_dir}",
+             UNKNOWN_PROFILE)
+    deferred, synced = queued.deferred, queued.synced
+    if as_json:
+        click.echo(json.dumps({"queued": deferred.profiles, "shards": deferred.shards,
+                               "days": deferred.days, "fit": deferred.fit}))
+    else:
+        fit = f", after fitting the model ({deferred.fit})" if deferred.fit else ""
+        click.echo(f"queued {deferred.profiles} digests ({', '.join(deferred.days)}) in "
+                   f"{deferred.shards} shard jobs{fit}; profiles synced: {len(synced.added)} "
+                   f"new, {len(synced.changed)} changed; `digest worker` delivers them")
+    if synced.errors:
         sys.exit(1)
 
 

@@ -112,8 +112,11 @@ def model_refit(app: DigestApp) -> None:
 @main.command("schedule")
 @click.option("--list", "list_only", is_flag=True,
               help="Print each job and its next run time (in its profile's time zone), then exit.")
+@click.option("--queue", "queued", is_flag=True,
+              help="Queue due digests for `digest worker` processes (PostgreSQL) instead of "
+                   "delivering them in this process.")
 @click.pass_context
-def schedule_command(ctx: click.Context, list_only: bool) -> None:
+def schedule_command(ctx: click.Context, list_only: bool, queued: bool) -> None:
     """Ingest and send digests on schedule, until stopped; logs each run on stderr.
 
     Each profile's digest goes out at its `schedule` (standard cron: 0 and 7 are Sunday) in its
@@ -129,7 +132,15 @@ def schedule_command(ctx: click.Context, list_only: bool) -> None:
     from ..schedule import Scheduler
 
     app: DigestApp = ctx.obj
-    scheduler = Scheduler.for_app(app, config_path=ctx.find_root().params.get("config_path"))
+    if queued:
+        from ..queue import queue_app
+
+        try:
+            queue_app(app.db_url)
+        except DigestError as exc:
+            fail(str(exc))
+    scheduler = Scheduler.for_app(app, config_path=ctx.find_root().params.get("config_path"),
+                                  queue=queued)
     if list_only:
         try:
             jobs = scheduler.list_jobs()

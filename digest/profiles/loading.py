@@ -87,14 +87,7 @@ def load_profiles(
     """
     if isinstance(source, str | os.PathLike):
         source = Path(source)
-        if source.is_dir():
-            paths = sorted(
-                p
-                for p in source.iterdir()
-                if p.suffix in (".yaml", ".yml") and not p.name.startswith(".") and p.is_file()
-            )
-        else:
-            paths = [source]
+        paths = profile_paths(source) if source.is_dir() else [source]
     else:
         paths = [Path(p) for p in source]
     profiles: list[Profile] = []
@@ -113,3 +106,12 @@ def load_profiles(
         found[profile.name] = path
         profiles.append(profile)
     return ProfileSet(tuple(profiles), tuple(errors), found)
+
+
+def profile_paths(folder: Path) -> list[Path]:
+    """The profile files of a folder (``*.yaml``, ``*.yml``; not hidden ones), sorted."""
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.suffix in (".yaml", ".yml") and not p.name.startswith(".") and p.is_file()
+    )

@@ -61,7 +61,7 @@ class Scheduler:
 
     def __init__(self, *, db_url: str, profiles_dir: str, config_path: str | None = None,
                  settings: ScheduleConfig | None = None, clock: Clock = utc_now,
-                 batching: bool = True) -> None:
+                 batching: bool = True, queue: bool = False) -> None:
         self.db_url = db_url
         self.profiles_dir = profiles_dir
         self.config_path = config_path
@@ -71,6 +71,8 @@ class Scheduler:
         #: Digest jobs due together run as one batch (`batch`); False runs each on its own,
         #: as before batching (the benchmark's baseline).
         self.batching = batching
+        #: Digests due are deferred to the queue (`tick`) instead of delivered here.
+        self.queue = queue
         self.models = ModelCache()
         self._aps: BlockingScheduler | None = None
         self._store: Store | None = None
@@ -82,9 +84,9 @@ class Scheduler:
 
     @classmethod
     def for_app(cls, app: DigestApp, *, config_path: str | None,
-                settings: ScheduleConfig | None = None) -> Scheduler:
+                settings: ScheduleConfig | None = None, queue: bool = False) -> Scheduler:
         return cls(db_url=app.db_url, profiles_dir=app.profiles_dir, config_path=config_path,
-                   settings=settings, clock=app.clock)
+                   settings=settings, clock=app.clock, queue=queue)
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -196,6 +198,10 @@ class Scheduler:
             logger.info("scheduler stopped")
 
     def _executor(self) -> Any:
+        if self.queue:
+            from .tick import defer_batch  # procrastinate only when asked for
+
+            return BatchingExecutor(functools.partial(defer_batch, clock=self.clock))
         if not self.batching:
             return ThreadPoolExecutor(1)
         return BatchingExecutor(functools.partial(run_digest_batch, clock=self.clock,

@@ -98,11 +98,7 @@ def run_digest_batch(jobs: Sequence[Mapping[str, Any]], *, clock: Clock = utc_no
     Returns each profile's status; expected failures are logged, not raised."""
     logger.info("batch: %d digests due", len(jobs))
     statuses: dict[str, str] = {}
-    groups: dict[tuple[str, str | None, str], list[Mapping[str, Any]]] = {}
-    for job in jobs:
-        groups.setdefault((job["db_url"], job["config_path"], job["profiles_dir"]),
-                          []).append(job)
-    for (db_url, config_path, profiles_dir), group in groups.items():
+    for (db_url, config_path, profiles_dir), group in group_jobs(jobs).items():
         names = [job["profile"] for job in group]
         try:
             app = DigestApp(load_config(config_path), db_url, profiles_dir, clock=clock,
@@ -116,20 +112,7 @@ def run_digest_batch(jobs: Sequence[Mapping[str, Any]], *, clock: Clock = utc_no
             ensure_ingested(app, group[0]["ingest"], now=app.clock())
         except DigestError as exc:  # the digests still go out, with the papers already stored
             _log("ingest", "failed", error=str(exc))
-        found = app.profiles()
-        by_name = {p.name: p for p in found.profiles}
-        problems = {Path(e.path).stem: "; ".join(e.problems) for e in found.errors}
-        by_day: dict[dt.date, list[Profile]] = {}
-        for name in names:
-            profile = by_name.get(name)
-            if profile is None:
-                error = (f"profile {name!r} is invalid: {problems[name]}" if name in problems
-                         else f"no profile named {name!r} in {profiles_dir}")
-                _log(f"digest {name}", "failed", error=error)
-                statuses[name] = "failed"
-                continue
-            day = app.clock().astimezone(ZoneInfo(profile.timezone)).date()
-            by_day.setdefault(day, []).append(profile)
+        by_day = due_days(app, names, statuses)
         for day, profiles in sorted(by_day.items()):
             try:
                 results = app.run(profiles, day=day)
@@ -142,6 +125,37 @@ def run_digest_batch(jobs: Sequence[Mapping[str, Any]], *, clock: Clock = utc_no
                 _log_run(result, day)
                 statuses[result.profile] = result.status
     return statuses
+
+
+def group_jobs(jobs: Sequence[Mapping[str, Any]]
+               ) -> dict[tuple[str, str | None, str], list[Mapping[str, Any]]]:
+    """Digest jobs' kwargs by (database, configuration, profiles folder): one app each."""
+    groups: dict[tuple[str, str | None, str], list[Mapping[str, Any]]] = {}
+    for job in jobs:
+        groups.setdefault((job["db_url"], job["config_path"], job["profiles_dir"]),
+                          []).append(job)
+    return groups
+
+
+def due_days(app: DigestApp, names: Sequence[str],
+             statuses: dict[str, str]) -> dict[dt.date, list[Profile]]:
+    """The profiles `names` of `app`'s folder by their digest day (today in each one's time
+    zone); a missing or invalid one is logged and marked failed in `statuses`."""
+    found = app.profiles()
+    by_name = {p.name: p for p in found.profiles}
+    problems = {Path(e.path).stem: "; ".join(e.problems) for e in found.errors}
+    by_day: dict[dt.date, list[Profile]] = {}
+    for name in names:
+        profile = by_name.get(name)
+        if profile is None:
+            error = (f"profile {name!r} is invalid: {problems[name]}" if name in problems
+                     else f"no profile named {name!r} in {app.profiles_dir}")
+            _log(f"digest {name}", "failed", error=error)
+            statuses[name] = "failed"
+            continue
+        day = app.clock().astimezone(ZoneInfo(profile.timezone)).date()
+        by_day.setdefault(day, []).append(profile)
+    return by_day
 
 
 def ensure_ingested(app: DigestApp, ingest: Mapping[str, Any], *,

@@ -129,3 +129,17 @@ def _configure_sqlite(engine: Engine) -> None:
         # IMMEDIATE (asked for by the migrations) takes the write lock at once, waiting for it.
         immediate = conn.get_execution_options().get("digest_immediate", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def insert_ignore(conn: Connection, table: sa.Table) -> Any:
+    """An INSERT that skips rows whose unique key exists (each dialect's own way)."""
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).on_conflict_do_nothing()
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    return table.insert().prefix_with("IGNORE")
+

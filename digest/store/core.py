@@ -22,9 +22,10 @@ from sqlalchemy.engine import Connection, Engine
 from ..errors import StoreError
 from ..http import Validators
 from ..types import Paper
-from .backend import comparable, create_engine, parse_url, shown, translate
+from .backend import comparable, create_engine, insert_ignore, parse_url, shown, translate
 from .ledger import LedgerMixin
 from .locks import LockMixin, lock_key
+from .queue import QueueMixin
 from .schema import (
     DEFAULT_URL,
     MIGRATIONS,
@@ -79,7 +80,7 @@ class StoreInfo:
     papers: int
 
 
-class Store(LedgerMixin, LockMixin):
+class Store(LedgerMixin, LockMixin, QueueMixin):
     """A database of papers. Open with `Store.open(url)`; use as a context manager."""
 
     def __init__(self, engine: Engine, url: str) -> None:
@@ -145,7 +146,7 @@ class Store(LedgerMixin, LockMixin):
                 has_id = conn.execute(
                     sa.select(meta.c.key).where(meta.c.key == "store_id")).first()
                 if has_id is None:
-                    conn.execute(_insert_ignore(conn, meta),
+                    conn.execute(insert_ignore(conn, meta),
                                  [{"key": "store_id", "value": uuid.uuid4().hex}])
 
     # -- transactions ------------------------------------------------------------------------
@@ -394,7 +395,7 @@ class Transaction:
         """Record that papers came from sources (already recorded pairs are left alone)."""
         values = [{"pid": pid, "source": source} for pid, source in set(pairs)]
         if values:
-            self.conn.execute(_insert_ignore(self.conn, paper_sources), values)
+            self.conn.execute(insert_ignore(self.conn, paper_sources), values)
 
     def save_validators(self, url: str, validators: Validators, when: dt.datetime) -> None:
         self.conn.execute(http_cache.delete().where(http_cache.c.url == url))
@@ -416,16 +417,3 @@ def _compact(row: dict[str, Any]) -> dict[str, Any]:
         if raw in out and out[raw] == out.get(clean):
             out[raw] = None
     return out
-
-
-def _insert_ignore(conn: Connection, table: sa.Table) -> Any:
-    if conn.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        return sqlite_insert(table).on_conflict_do_nothing()
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(table).on_conflict_do_nothing()
-    return table.insert().prefix_with("IGNORE")
-

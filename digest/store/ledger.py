@@ -196,6 +196,8 @@ class LedgerMixin:
                     last_error=error,
                     status="failed" if permanent else "pending",
                     updated_at=now,
+                    lease_owner=None,
+                    lease_until=None,
                 )
             )
 
@@ -216,6 +218,8 @@ class LedgerMixin:
                     last_error=None,
                     sent_at=now,
                     updated_at=now,
+                    lease_owner=None,
+                    lease_until=None,
                 )
             )
             pids = json.loads(row.papers)

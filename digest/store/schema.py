@@ -9,6 +9,7 @@ freeze the older migration's copy of it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -63,28 +64,41 @@ http_cache = sa.Table(
     sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+def _delivery_columns() -> list[Any]:
+    """The columns of `deliveries` as migration 2 created them (fresh objects each call)."""
+    return [
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("profile", sa.String(200), nullable=False),
+        sa.Column("digest_key", sa.String(64), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("covered_to", sa.String(10), nullable=False),  # last announced day it covers
+        sa.Column("message_id", sa.Text),
+        sa.Column("message", sa.LargeBinary),  # the email exactly as sent (None: no email)
+        sa.Column("markdown", sa.Text),  # the markdown digest (None: not wanted)
+        sa.Column("papers", sa.Text, nullable=False),  # JSON list of pids, best first
+        sa.Column("chosen", sa.Text, nullable=False),  # JSON: pid, score and why per paper
+        sa.Column("files", sa.Text, nullable=False),  # JSON list of paths written
+        sa.Column("attempts", sa.Integer, nullable=False, default=0),
+        sa.Column("last_error", sa.Text),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True)),
+    ]
+
+
 #: One digest for one profile: what was rendered, its message, and whether it left.
-#: status: pending (rendered, not yet accepted), sent, empty (nothing to send), failed
-#: (permanently refused). A pending row is resent with the same bytes and Message-ID.
+#: status: claimed (a queue worker is building it), pending (rendered, not yet accepted), sent,
+#: empty (nothing to send), failed (permanently refused). A pending row is resent with the same
+#: bytes and Message-ID.
 deliveries = sa.Table(
     "deliveries",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("profile", sa.String(200), nullable=False),
-    sa.Column("digest_key", sa.String(64), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("covered_to", sa.String(10), nullable=False),  # last announced day it covers
-    sa.Column("message_id", sa.Text),
-    sa.Column("message", sa.LargeBinary),  # the email exactly as sent (None: no email)
-    sa.Column("markdown", sa.Text),  # the markdown digest (None: not wanted)
-    sa.Column("papers", sa.Text, nullable=False),  # JSON list of pids, best first
-    sa.Column("chosen", sa.Text, nullable=False),  # JSON: pid, score and why per paper
-    sa.Column("files", sa.Text, nullable=False),  # JSON list of paths written
-    sa.Column("attempts", sa.Integer, nullable=False, default=0),
-    sa.Column("last_error", sa.Text),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("sent_at", sa.DateTime(timezone=True)),
+    *_delivery_columns(),
+    # A claim (status "claimed", migration 5) or a send in progress belongs to one worker until
+    # `lease_until`: the queue's exactly-once rule (digest.queue). NULL: nobody holds it.
+    sa.Column("lease_owner", sa.Text),
+    sa.Column("lease_until", sa.DateTime(timezone=True)),
+    sa.Index("ix_deliveries_status", "status"),
     sa.UniqueConstraint("profile", "digest_key", name="uq_delivery"),
 )
 
@@ -131,6 +145,27 @@ meta = sa.Table(
     sa.Column("value", sa.Text, nullable=False),
 )
 
+#: The profiles folder as last synced (`digest profiles sync`, the queue's tick): what workers on
+#: other machines rank for. `data` is the validated profile as JSON; `content` the YAML as read.
+profile_docs = sa.Table(
+    "profile_docs",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("synced_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+#: Shared rate limits (the queue's global send rate): the earliest time the next slot is free.
+rates = sa.Table(
+    "rates",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("next_at", sa.Float, nullable=False),  # seconds since the epoch
+)
+
 schema_version = sa.Table(
     "schema_version",
     metadata,
@@ -146,8 +181,11 @@ def _migration_1(conn: Connection) -> None:
 
 
 def _migration_2(conn: Connection) -> None:
-    # The ledger, subscriptions and locks (delivery and scheduling).
-    for table in (deliveries, sent, subscriptions, locks):
+    # The ledger, subscriptions and locks (delivery and scheduling); `deliveries` as it was
+    # then (migration 5 adds its lease).
+    frozen = sa.Table("deliveries", sa.MetaData(), *_delivery_columns(),
+                      sa.UniqueConstraint("profile", "digest_key", name="uq_delivery"))
+    for table in (frozen, sent, subscriptions, locks):
         table.create(conn)
 
 
@@ -171,6 +209,20 @@ def _migration_4(conn: Connection) -> None:
                      .values(norm_title=sa.bindparam("n")), changed)
 
 
+def _migration_5(conn: Connection) -> None:
+    # The queue (digest.queue): claims and send leases on deliveries, synced profiles, shared
+    # rate limits.
+    preparer = conn.dialect.identifier_preparer
+    for column in (deliveries.c.lease_owner, deliveries.c.lease_until):
+        kind = column.type.compile(dialect=conn.dialect)
+        conn.exec_driver_sql(f"ALTER TABLE deliveries ADD COLUMN "
+                             f"{preparer.format_column(column)} {kind}")
+    for index in deliveries.indexes:
+        index.create(conn)
+    for table in (profile_docs, rates):
+        table.create(conn)
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
-    _migration_1, _migration_2, _migration_3, _migration_4,
+    _migration_1, _migration_2, _migration_3, _migration_4, _migration_5,
 ]

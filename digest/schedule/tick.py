@@ -1,0 +1,81 @@
+"""The scheduler's tick in queue mode (``digest schedule --queue``): defer, do not deliver.
+
+The same triggers, time zones and missed-run rules as the in-process scheduler (`batch` hands
+over every digest due in a pass); instead of delivering them, the tick ingests when due, syncs
+the profiles folder into the store (workers on other machines read it there) and defers the
+due digests as shard jobs (`digest.queue`), which `digest worker` processes run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ..app import Clock, DigestApp, utc_now
+from ..config import load_config
+from ..errors import DigestError
+from ..profiles.sync import SyncReport, stored_profiles, sync_profiles
+from ..queue import defer_digests
+from ..store import Store
+from .runs import _log, ensure_ingested, group_jobs
+
+logger = logging.getLogger("digest.schedule")
+
+
+def defer_batch(jobs: Sequence[Mapping[str, Any]], *, clock: Clock = utc_now) -> dict[str, str]:
+    """Digest jobs due together (their kwargs), deferred to the queue: ingest first if due,
+    sync the profiles, then shard jobs for every profile's digest of its today. Returns each
+    profile's status (``queued`` or ``failed``); failures are logged, not raised."""
+    statuses: dict[str, str] = {}
+    for (db_url, config_path, profiles_dir), group in group_jobs(jobs).items():
+        names = [job["profile"] for job in group]
+        try:
+            app = DigestApp(load_config(config_path), db_url, profiles_dir, clock=clock)
+            try:
+                ensure_ingested(app, group[0]["ingest"], now=app.clock())
+            except DigestError as exc:  # the digests still go out, with the papers stored
+                _log("ingest", "failed", error=str(exc))
+            with app.open_store() as store:
+                # Synced first, then read from the store: only changed files are parsed.
+                report = sync_profiles(store, profiles_dir, now=app.clock())
+                days = _due_days(app, store, names, report, statuses)
+                deferred = defer_digests(app, store, days)
+        except DigestError as exc:
+            for name in names:
+                _log(f"digest {name}", "failed", error=str(exc))
+                statuses[name] = "failed"
+            continue
+        for name in days:
+            statuses[name] = "queued"
+        logger.info("tick: %d digests queued in %d shard jobs%s; profiles synced: %d new, "
+                    "%d changed, %d removed", len(days), deferred.shards,
+                    f" after a fit ({deferred.fit})" if deferred.fit else "",
+                    len(report.added), len(report.changed), len(report.removed))
+    return statuses
+
+
+def _due_days(app: DigestApp, store: Store, names: Sequence[str], synced: SyncReport,
+              statuses: dict[str, str]) -> dict[str, dt.date]:
+    """Each synced profile among `names` with its digest day (today in its time zone); the
+    others are logged and marked failed in `statuses`. A profile whose file stopped validating
+    goes on with its last good version (the sync logged why)."""
+    for invalid in synced.errors:
+        for line in invalid.problems:
+            logger.warning("invalid profile: %s", line)
+    found = {p.name: p for p in stored_profiles(store, names).profiles}
+    problems = {Path(e.path).stem: "; ".join(e.problems) for e in synced.errors}
+    days: dict[str, dt.date] = {}
+    for name in names:
+        profile = found.get(name)
+        if profile is None:
+            error = (f"profile {name!r} is invalid: {problems[name]}" if name in problems
+                     else f"no profile named {name!r} in {app.profiles_dir}")
+            _log(f"digest {name}", "failed", error=error)
+            statuses[name] = "failed"
+            continue
+        days[name] = app.clock().astimezone(ZoneInfo(profile.timezone)).date()
+    return days
