@@ -27,7 +27,7 @@ import hashlib
 import json
 import zlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from typing import Any, Protocol
 
@@ -180,7 +180,26 @@ class _Incoming:
         return _json(self.raw.categories)
 
 
+def _without_nul(raw: RawPaper) -> RawPaper:
+    """`raw` with each NUL character replaced by U+FFFD. PostgreSQL's text cannot hold a NUL
+    (one would fail the whole source there); the replacement character keeps the paper, and
+    keeps two ids that differ only there apart, on every backend alike."""
+    texts = (raw.title, raw.abstract, raw.id or "", raw.url or "", *raw.authors, *raw.categories)
+    if not any("\x00" in text for text in texts):
+        return raw
+
+    def fix(text: str) -> str:
+        return text.replace("\x00", "\ufffd")
+
+    return replace(raw, title=fix(raw.title), abstract=fix(raw.abstract),
+                   id=None if raw.id is None else fix(raw.id),
+                   url=None if raw.url is None else fix(raw.url),
+                   authors=tuple(map(fix, raw.authors)),
+                   categories=tuple(map(fix, raw.categories)))
+
+
 def _prepare(raw: RawPaper) -> _Incoming:
+    raw = _without_nul(raw)
     key = arxiv_id = None
     version = None
     if raw.id is not None and raw.id.strip():

@@ -24,7 +24,9 @@ _LATEXISH = re.compile(r"[\\${}]")
 
 # A version of more digits than this is no arXiv version (and too long for int() to read).
 _NEW_ID = re.compile(r"(\d{4}\.\d{4,5})(?:v(\d{1,9}))?")
-_OLD_ID = re.compile(r"([a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(?:v(\d{1,9}))?")
+# An archive is a short name (astro-ph, cond-mat); bounded, so an id fits the store's 64
+# characters (PostgreSQL enforces them) and a longer "archive" is some other id.
+_OLD_ID = re.compile(r"([a-z][a-z\-]{0,39}(?:\.[A-Z]{2})?/\d{7})(?:v(\d{1,9}))?")
 _ID_PREFIX = re.compile(
     r"^(?:arxiv:|oai:arxiv\.org:|https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/)",
     re.IGNORECASE,

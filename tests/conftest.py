@@ -32,4 +32,4 @@ from stores import backend_kind, module_backend, store_backend, store_url  # noq
 
 # The store of three weeks of real papers and its model, built once (`world_template`), copied
 # per test (`world`): tests/test_recommend.py, used by the explain and calibration tests too.
-from test_recommend import world, world_template  # noqa: E402, F401
+from test_recommend import world, world_backend, world_template  # noqa: E402, F401

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from test_recommend import GAUSSIAN, GS_SEEDS, UNTIL, World
+from test_recommend import GAUSSIAN, GS_SEEDS, RANKING, UNTIL, World
 
 from digest.app import DigestApp
 from digest.cli import main
@@ -36,6 +36,7 @@ def shares(world: World, text: str, *, at: float) -> tuple[float, float]:
             float(np.quantile(cosines, 0.9)))
 
 
+@RANKING  # test_recommend says why: SQLite only
 def test_relevance_means_the_same_share_whatever_the_raw_similarities(world: World) -> None:
     # A keyword interest has high raw cosines, a seed centroid low ones: the same raw threshold
     # means a very different share of papers for each; relevance 1 (the top 10%) keeps about
@@ -78,6 +79,7 @@ def test_the_background_is_a_fixed_sample() -> None:
     assert len(a) == 2048 and list(a) == list(b) and list(a) == sorted(set(a))
 
 
+@RANKING
 def test_a_narrow_interest_no_longer_crowds_a_broad_one_out(world: World) -> None:
     both = world.profile("both", f"version: 1\ninterests: [gaussian splatting, {BROAD}]\n"
                                  "max_papers: 12\n")
@@ -93,6 +95,7 @@ def test_a_narrow_interest_no_longer_crowds_a_broad_one_out(world: World) -> Non
     assert sum(r.why.interest == BROAD for r in raw) <= 2
 
 
+@RANKING
 def test_the_old_min_score_key_is_a_clear_warning(world: World) -> None:
     (world.profiles_dir / "old.yaml").write_text(GAUSSIAN + "min_score: 0.3\n")
     (world.profiles_dir / "new.yaml").write_text(GAUSSIAN + "min_relevance: 2.5\n")
@@ -155,6 +158,7 @@ def test_keyword_expansion_does_not_drift_on_the_bundled_sample(tmp_path: Path) 
     (tmp_path / "profiles").mkdir()
     (tmp_path / "profiles" / "cap.yaml").write_text(
         "version: 1\ninterests:\n  - grounded image captioning and dense captions\n")
+    # About the ranking, not the store: SQLite only.
     base = ["--db", f"sqlite:///{tmp_path}/d.sqlite", "--profiles", str(tmp_path / "profiles")]
     runner = CliRunner()
     with runner.isolated_filesystem(temp_dir=tmp_path):
@@ -169,6 +173,7 @@ def test_keyword_expansion_does_not_drift_on_the_bundled_sample(tmp_path: Path) 
 
 
 
+@RANKING
 def test_a_weight_counts_papers_as_rarer_it_does_not_multiply_the_scale(world: World) -> None:
     interest = ("version: 1\nmax_papers: 200\n"
                 "interests:\n  - name: gs\n    text: gaussian splatting\n")

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner, Result
+from stores import store_exists
 
 from digest.cli import main, sample_path
 from digest.store import Store
@@ -33,8 +34,9 @@ def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/x.sqlite"
+def db(store_url: str) -> str:
+    """A fresh store on each backend in turn (a PostgreSQL database is made empty, up front)."""
+    return store_url
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
@@ -115,7 +117,7 @@ def test_a_bad_named_source_is_a_usage_error(db: str, scratch: Path) -> None:
     assert result.stderr.startswith("digest: 'arxiv-api:nope' is not a valid arXiv source")
     assert "expected arxiv:CAT[+CAT...]" in result.stderr
     assert "arxiv-api:id:ID[,ID...]" in result.stderr
-    assert not (scratch / "x.sqlite").exists()  # nothing was opened
+    assert not store_exists(db)  # nothing was opened
 
 
 def test_a_missing_file_fails_that_source(db: str) -> None:
@@ -149,6 +151,7 @@ def test_the_database_can_come_from_the_environment(db: str, scratch: Path) -> N
 
 
 def test_a_database_that_cannot_be_made_exits_1_naming_it(scratch: Path) -> None:
+    # SQLite only: the folder of a file database (PostgreSQL's are the server's business).
     (scratch / "a-file").write_text("")
     url = f"sqlite:///{scratch}/a-file/x.sqlite"
 

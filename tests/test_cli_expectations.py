@@ -53,6 +53,7 @@ def test_every_command_takes_verbose_and_quiet() -> None:
 
 
 def test_verbose_and_quiet_set_the_log_level(scratch: Path) -> None:
+    # About logging, not the store: SQLite only.
     root = logging.getLogger()
     level, handlers = root.level, list(root.handlers)
     try:
@@ -85,7 +86,7 @@ def test_safe_strips_control_characters_but_keeps_text() -> None:
     assert safe("tab\tand\nnewline ünïcode") == "tab\tand\nnewline ünïcode"
 
 
-def test_rank_and_explain_print_no_control_characters(scratch: Path) -> None:
+def test_rank_and_explain_print_no_control_characters(scratch: Path, store_url: str) -> None:
     papers = scratch / "papers.jsonl.gz"
     with gzip.open(papers, "wt", encoding="utf-8") as f:
         for n in range(3):
@@ -99,9 +100,10 @@ def test_rank_and_explain_print_no_control_characters(scratch: Path) -> None:
         "version: 1\nmin_relevance: 0\n"
         "interests: [object hallucination in vision-language models]\n"
     )
-    assert invoke("ingest", str(papers)).exit_code == 0
-    ranked = invoke("rank", "ada", "--until", "2026-07-01")
-    explained = invoke("explain", "ada", "2606.00000", "--until", "2026-07-01")
+    db = ("--db", store_url)
+    assert invoke(*db, "ingest", str(papers)).exit_code == 0
+    ranked = invoke(*db, "rank", "ada", "--until", "2026-07-01")
+    explained = invoke(*db, "explain", "ada", "2606.00000", "--until", "2026-07-01")
     for result in (ranked, explained):
         assert result.exit_code == 0, result.stderr
         assert "pwned" in result.stdout  # the text is shown ...

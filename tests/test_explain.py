@@ -7,7 +7,7 @@ import datetime as dt
 import json
 
 import pytest
-from test_recommend import COPIES, GAUSSIAN, ORIGINAL, UNTIL, World
+from test_recommend import COPIES, GAUSSIAN, ORIGINAL, RANKING, UNTIL, World
 
 from digest.explain import CAUSES, Explanation, PaperNotFoundError, explain_in
 from digest.profiles import Profile
@@ -63,6 +63,8 @@ def test_an_already_sent_paper_names_the_digest(world: World) -> None:
     assert result.causes == ("already_sent",)
     assert result.sent_in == "2025-06-26"
     assert "already sent" in result.reasons[0] and "2025-06-26" in result.reasons[0]
+    # When, in UTC whatever the database's own time zone (tests/stores.py sets PostgreSQL's).
+    assert "on 2025-06-28 07:00 UTC" in result.reasons[0], result.reasons[0]
     # It would be the best paper otherwise.
     assert result.position == 1
     assert "would rank 1 of" in result.reasons[1]
@@ -90,6 +92,7 @@ def test_a_paper_outside_the_categories(world: World) -> None:
     assert result.interests[0].similarity > 0.3  # a good match, kept out only by category
 
 
+@RANKING
 def test_a_paper_below_min_relevance(world: World) -> None:
     profile = world.profile("ada", GAUSSIAN + "min_relevance: 9\n")
 
@@ -105,6 +108,7 @@ def test_a_paper_below_min_relevance(world: World) -> None:
     assert result.as_dict()["interests"][0]["similarity"] == round(interest.similarity, 4)
 
 
+@RANKING
 def test_an_avoided_term_is_named_with_what_it_took_off(world: World) -> None:
     plain = world.profile("plain", GAUSSIAN)
     avoiding = world.profile("avoiding", GAUSSIAN + "avoid: [virtual memory, speech]\n")
@@ -121,6 +125,7 @@ def test_an_avoided_term_is_named_with_what_it_took_off(world: World) -> None:
     assert any("avoided term 'virtual memory'" in r for r in after.reasons)
 
 
+@RANKING
 def test_a_near_duplicate_names_the_better_paper(world: World) -> None:
     profile = world.profile("ada", GAUSSIAN + "max_papers: 50\nmin_relevance: 0\n")
     (ranking,) = world.rank([profile])
@@ -152,6 +157,7 @@ authors: ["Jonathan Haberl"]
     assert any("Closest seed paper: " + TORNADOES in r for r in boosted.reasons)
 
 
+@RANKING
 def test_a_paper_past_max_papers(world: World) -> None:
     profile = world.profile("ada", GAUSSIAN + "max_papers: 2\n")
     (ranking,) = world.rank([profile], top=10)

@@ -25,10 +25,11 @@ interests:
 
 
 @pytest.fixture
-def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_url: str) -> Path:
     monkeypatch.chdir(tmp_path)
-    for name in ("DIGEST_DB", "DIGEST_CONFIG", "DIGEST_PROFILES", "DIGEST_SECRET"):
+    for name in ("DIGEST_CONFIG", "DIGEST_PROFILES", "DIGEST_SECRET"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DIGEST_DB", store_url)  # the store as a deployment names it
     (tmp_path / "profiles").mkdir()
     (tmp_path / "profiles" / "ada.yaml").write_text(PROFILE)
     (tmp_path / "secret").write_text("s3cret-for-tests\n")

@@ -330,6 +330,16 @@ def test_csv_an_oversized_field_is_rejected_and_reading_goes_on() -> None:
     assert items[1] == RawPaper(title="Next", abstract="fine")
 
 
+def test_csv_an_oversized_field_before_a_quoted_line_break_is_one_rejection() -> None:
+    # Found by test_fuzz_sources: the row went on past the line break inside its quotes, and
+    # reading resumed there, rejecting the rest as a second, misplaced row.
+    text = "title,abstract\n" + f"{'x' * 200_000},\"a\nb\"\n" + "Next,fine\n"
+    items = list(parse_csv(io.StringIO(text, newline=""), origin="p.csv"))
+    assert [(i.where, "field larger than field limit" in i.reason) for i in items[:1]
+            if isinstance(i, Rejected)] == [("p.csv:2", True)]
+    assert items[1:] == [RawPaper(title="Next", abstract="fine")]
+
+
 def test_csv_with_a_byte_order_mark(tmp_path: Path) -> None:
     path = tmp_path / "excel.csv"
     path.write_bytes("\ufefftitle,abstract\r\nT,A\r\n".encode())

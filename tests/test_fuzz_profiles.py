@@ -344,6 +344,7 @@ def test_profiles_check_exits_1_without_a_traceback(
         monkeypatch.delenv(name, raising=False)
     folder = Path(tempfile.mkdtemp(dir=tmp_path))
     _, loaded = load_beside_good(folder, "bad.yaml", text)
+    # SQLite: that checking creates no store is seen as no file.
     result = invoke("--db", f"sqlite:///{folder}/none.sqlite", "--profiles", str(folder),
                     "profiles", "check")
     output = result.stdout + result.stderr

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from stores import Backend, postgresql_only
 
 from digest.cli import main
 from digest.store import Store
@@ -221,6 +222,9 @@ CASES: list[Case] = [
     Case("explain-empty-id", ["explain", "ada", ""]),
     Case("explain-huge-id", ["explain", "ada", "x" * 100_000]),
     Case("explain-bare-prefix", ["explain", "ada", "arXiv:"]),
+    # An argument in another encoding than UTF-8 arrives with lone surrogates.
+    Case("explain-undecodable-id", ["explain", "ada", "\udcff"]),
+    Case("feedback-undecodable-id", ["feedback", "ada", "x\udcff", "--like"], status=1),
     Case("explain-unknown-profile", ["explain", "nobody", "2503.00001"]),
     Case("explain-until-max", ["explain", "ada", "2503.00001", "--until", "9999-12-31"]),
     Case("feedback-unknown-paper", ["feedback", "ada", "9999.99999", "--like"]),
@@ -347,23 +351,18 @@ def empty_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_hostile_input_gives_a_clear_error_not_a_traceback(
-    case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest,
-    empty_db: Path,
-) -> None:
+def _probe(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+           request: pytest.FixtureRequest, env: dict[str, str]) -> None:
     monkeypatch.chdir(tmp_path)
     for name in ("DIGEST_DB", "DIGEST_CONFIG", "DIGEST_PROFILES", "DIGEST_SECRET"):
         monkeypatch.delenv(name, raising=False)
-    (tmp_path / "out").mkdir()
-    shutil.copy(empty_db, tmp_path / "out" / "digest.sqlite")  # the default --db
     (tmp_path / "profiles").mkdir()
     shutil.copy(ROOT / "profiles" / "ada.yaml", tmp_path / "profiles" / "ada.yaml")
     _write(tmp_path, case.files)
     if case.owner:
         request.applymarker(pytest.mark.xfail(reason=f"{case.owner} owns this", strict=False))
 
-    result = CliRunner().invoke(main, case.args, env=NO_NETWORK)
+    result = CliRunner().invoke(main, case.args, env={**NO_NETWORK, **env})
 
     output = result.output + (result.stderr if result.stderr_bytes is not None else "")
     assert result.exception is None or isinstance(result.exception, SystemExit), (
@@ -377,7 +376,45 @@ def test_hostile_input_gives_a_clear_error_not_a_traceback(
         assert result.exit_code == case.status, output
 
 
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_hostile_input_gives_a_clear_error_not_a_traceback(
+    case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest,
+    empty_db: Path,
+) -> None:
+    (tmp_path / "out").mkdir()
+    shutil.copy(empty_db, tmp_path / "out" / "digest.sqlite")  # the default --db
+    _probe(case, tmp_path, monkeypatch, request, {})
+
+
+#: The cases whose hostile text goes into the store or is looked up in it, on PostgreSQL too:
+#: it refuses text SQLite takes (a NUL, an over-long key) and has errors of its own. The other
+#: cases are about arguments, files and configuration, which no backend changes.
+STORE_CASES = [c for c in CASES if c.id in {
+    "ingest-nul.jsonl", "ingest-nul.csv", "ingest-bigint-id.jsonl", "ingest-control.jsonl",
+    "ingest-surrogate.jsonl", "explain-huge-id", "explain-undecodable-id",
+    "feedback-undecodable-id", "feedback-empty-paper",
+}]
+
+
+@pytest.mark.parametrize("case", STORE_CASES, ids=[c.id for c in STORE_CASES])
+@postgresql_only
+def test_hostile_input_reaching_the_store_on_postgresql(
+    case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest,
+    empty_store: str, module_backend: Backend,
+) -> None:
+    url = module_backend.clone(empty_store, tmp_path)
+    _probe(case, tmp_path, monkeypatch, request, {"DIGEST_DB": url})
+
+
+@pytest.fixture(scope="module")
+def empty_store(tmp_path_factory: pytest.TempPathFactory, module_backend: Backend) -> str:
+    url = module_backend.new_url(tmp_path_factory.mktemp("empty"))
+    Store.open(url).close()
+    return url
+
+
 def test_the_probe_covers_over_100_inputs_and_every_command() -> None:
+    assert len(STORE_CASES) == 9  # each name above is a case
     assert len(CASES) >= 100
     commands = {c.args[0] if not c.args[0].startswith("--") else c.args[2] for c in CASES}
     assert {"ingest", "rank", "run", "preview", "explain", "feedback", "profiles", "model",

@@ -100,7 +100,7 @@ def test_an_oversized_url_source_fails_alone(tmp_path: Path) -> None:
         return httpx.Response(200, content=good)
 
     now = dt.datetime(2026, 6, 8, 12, tzinfo=dt.UTC)
-    with Store.open(f"sqlite:///{tmp_path}/d.sqlite") as store:
+    with Store.open(f"sqlite:///{tmp_path}/d.sqlite") as store:  # the HTTP limit: any store
         ctx = IngestContext(now=now, today=now.date(), store=store,
                             http=client(handler, FakeTime(), max_bytes=1 << 20))
         sources = [resolve(f"https://example.org/{n}.jsonl", today=now.date())

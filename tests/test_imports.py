@@ -9,7 +9,6 @@ sample, one only on arXiv, one book), written as Zotero, JabRef and Mendeley exp
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -17,6 +16,7 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 from click.testing import CliRunner, Result
+from stores import Backend
 
 from digest.cli import main
 from digest.http import HttpClient
@@ -61,11 +61,12 @@ class FakeWeb:
 
 
 @pytest.fixture(scope="module")
-def sample_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("sample") / "sample.sqlite"
-    result = CliRunner().invoke(main, ["--db", f"sqlite:///{path}", "ingest", "sample"])
+def sample_db(tmp_path_factory: pytest.TempPathFactory, module_backend: Backend) -> str:
+    """The bundled sample, ingested once per module and backend (copied per test)."""
+    url = module_backend.new_url(tmp_path_factory.mktemp("sample"), "sample")
+    result = CliRunner().invoke(main, ["--db", url, "ingest", "sample"])
     assert result.exit_code == 0, result.output
-    return path
+    return url
 
 
 @pytest.fixture
@@ -74,12 +75,12 @@ def web() -> FakeWeb:
 
 
 @pytest.fixture
-def cli(tmp_path: Path, sample_db: Path, web: FakeWeb,
+def cli(tmp_path: Path, sample_db: str, store_backend: Backend, web: FakeWeb,
         monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
     monkeypatch.chdir(tmp_path)
     for name in ("DIGEST_DB", "DIGEST_CONFIG", "DIGEST_PROFILES", "ZOTERO_API_KEY"):
         monkeypatch.delenv(name, raising=False)
-    shutil.copy(sample_db, tmp_path / "d.sqlite")
+    db = store_backend.clone(sample_db, tmp_path)
 
     def factory() -> HttpClient:
         return HttpClient(transport=httpx.MockTransport(web), politeness={},
@@ -87,7 +88,7 @@ def cli(tmp_path: Path, sample_db: Path, web: FakeWeb,
 
     def invoke(*args: str) -> Result:
         return CliRunner().invoke(
-            main, ["--db", f"sqlite:///{tmp_path}/d.sqlite", "--profiles",
+            main, ["--db", db, "--profiles",
                    str(tmp_path / "profiles"), *args],
             obj={"http_factory": factory}, catch_exceptions=False)
 

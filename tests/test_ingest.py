@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import itertools
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,8 +48,8 @@ HF_DAILY = "ingest_hf_daily.json"
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store.open(f"sqlite:///{tmp_path}/d.sqlite") as store:
+def store(store_url: str) -> Iterator[Store]:
+    with Store.open(store_url) as store:
         yield store
 
 
@@ -170,6 +171,43 @@ def test_two_arxiv_ids_with_the_same_title_stay_two_papers(store: Store) -> None
     assert result.new == 2
     assert [p.key for p in by_title(store, "Attention Is All You Need")] == [
         "2501.00001", "2501.00002"]
+
+
+def test_nul_characters_become_replacement_characters_and_every_paper_lands(
+    store: Store, tmp_path: Path
+) -> None:
+    # PostgreSQL's text cannot hold a NUL: one in a record used to fail its whole source there.
+    records = [
+        {"id": "2501.00001", "title": "Attention\x00 Is All", "abstract": "a\x00b"},
+        {"id": "nul\x00id", "title": "An id with a NUL", "authors": ["Ada\x00 L"],
+         "categories": ["cs.CV"], "url": "https://example.org/\x00"},
+        {"id": "2501.00003", "title": "Nothing odd here"},
+    ]
+    path = tmp_path / "nul.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+
+    (first,) = run(store, FileSource(str(path)))
+    (again,) = run(store, FileSource(str(path)), now=LATER)
+
+    assert (first.error, first.new, first.rejected) == (None, 3, [])
+    assert (again.error, again.unchanged) == (None, 3)
+    odd = stored(store, "2501.00001")
+    assert (odd.title, odd.abstract) == ("Attention\ufffd Is All", "a\ufffdb")
+    other = stored(store, "nul\ufffdid")
+    assert other.authors == ("Ada\ufffd L",) and other.url == "https://example.org/\ufffd"
+    assert paper_count(store) == 3
+
+
+def test_an_old_style_id_with_an_archive_no_arxiv_has_is_an_other_id(store: Store) -> None:
+    # The store keeps an arXiv id in 64 characters (PostgreSQL enforces it): a 60-letter
+    # "archive" failed the whole source there. Real archives are short (cond-mat, astro-ph).
+    odd = f"{'a' * 60}/0601001v1"
+    (result,) = run(store, Items([RawPaper(id=odd, title="An archive no arXiv has"),
+                                  RawPaper(id="astro-ph/0601001v2", title="A real old id")]))
+
+    assert (result.error, result.new) == (None, 2)
+    assert stored(store, odd).arxiv_id is None
+    assert stored(store, "astro-ph/0601001").version == 2
 
 
 def test_other_ids_are_kept_exactly_as_keys(store: Store, data_dir: Path) -> None:

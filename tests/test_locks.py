@@ -78,6 +78,8 @@ def test_six_processes_racing_for_the_run_lock_ten_rounds_one_holder_each(store_
             assert lost.startswith(f"{store_url}: another digest process holds the 'run' lock "
                                    "(pid "), lost
             assert lost.endswith("wait for it to finish")
+            # In UTC, whatever the database's time zone (tests/stores.py sets PostgreSQL's).
+            assert f"since {NOW:%Y-%m-%d %H:%M} UTC)" in lost, lost
 
 
 def _open(url: str, barrier: Barrier, results: Any) -> None:

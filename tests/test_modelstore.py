@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from stores import Backend, make_backend
 
 from digest.cli import sample_path
 from digest.ingest import IngestContext, ingest
@@ -19,23 +20,28 @@ from digest.sources.resolve import FileSource
 from digest.store import MIGRATIONS, Store
 
 NOW = dt.datetime(2026, 7, 2, tzinfo=dt.UTC)
+#: For the tests about the saved model's files (versions, pickles, sizes): the store only counts
+#: and reads papers there, which the tests binding a model to its store do on both backends.
+FILES = make_backend("sqlite")
 
 
-def filled_store(tmp_path: Path, name: str, *, keep: slice) -> Store:
+def filled_store(tmp_path: Path, backend: Backend, name: str, *, keep: slice) -> Store:
     """A store of part of the bundled sample (different parts make different stores)."""
     with gzip.open(sample_path(), "rt", encoding="utf-8") as f:
         lines = f.read().splitlines()[keep]
     path = tmp_path / f"{name}.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    store = Store.open(f"sqlite:///{tmp_path}/{name}.sqlite")
+    store = Store.open(backend.new_url(tmp_path, name))
     (result,) = ingest(store, [FileSource(str(path), "jsonl")],
                        IngestContext(now=NOW, today=NOW.date()))
     assert result.ok and result.new == len(lines)
     return store
 
 
-def test_each_store_has_its_own_id_kept_across_opens(tmp_path: Path) -> None:
-    url_a, url_b = f"sqlite:///{tmp_path}/a.sqlite", f"sqlite:///{tmp_path}/b.sqlite"
+def test_each_store_has_its_own_id_kept_across_opens(
+    tmp_path: Path, store_backend: Backend
+) -> None:
+    url_a, url_b = store_backend.new_url(tmp_path, "a"), store_backend.new_url(tmp_path, "b")
     with Store.open(url_a) as a, Store.open(url_b) as b:
         first_a, first_b = a.store_id, b.store_id
     assert first_a != first_b and len(first_a) == 32
@@ -43,8 +49,8 @@ def test_each_store_has_its_own_id_kept_across_opens(tmp_path: Path) -> None:
         assert a.store_id == first_a
 
 
-def test_a_store_made_before_ids_gets_one_when_opened(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/old.sqlite"
+def test_a_store_made_before_ids_gets_one_when_opened(store_url: str) -> None:
+    url = store_url  # empty: a SQLite file not made yet, a PostgreSQL database with no tables
     engine = sa.create_engine(url)
     with engine.begin() as conn:  # as schema version 2 left it (migration 3 made `meta`)
         for migration in MIGRATIONS[:2]:
@@ -57,11 +63,13 @@ def test_a_store_made_before_ids_gets_one_when_opened(tmp_path: Path) -> None:
         assert store.info().schema_version == len(MIGRATIONS)
 
 
-def test_two_stores_one_out_dir_each_ranks_with_its_own_model(tmp_path: Path) -> None:
+def test_two_stores_one_out_dir_each_ranks_with_its_own_model(
+    tmp_path: Path, store_backend: Backend
+) -> None:
     model_dir = tmp_path / "out" / "model"
     lines: list[str] = []
-    with filled_store(tmp_path, "a", keep=slice(0, 250)) as a, \
-            filled_store(tmp_path, "b", keep=slice(250, None)) as b:
+    with filled_store(tmp_path, store_backend, "a", keep=slice(0, 250)) as a, \
+            filled_store(tmp_path, store_backend, "b", keep=slice(250, None)) as b:
         fitted_a = ensure(a, model_dir, now=NOW, notify=lines.append)
         assert fitted_a.fitted_because == "no saved model yet"
         again = ensure(a, model_dir, now=NOW, notify=lines.append)
@@ -87,7 +95,7 @@ def test_two_stores_one_out_dir_each_ranks_with_its_own_model(tmp_path: Path) ->
 
 def test_a_model_of_another_scikit_learn_is_refitted_without_a_warning(tmp_path: Path) -> None:
     model_dir = tmp_path / "model"
-    with filled_store(tmp_path, "a", keep=slice(0, 120)) as store:
+    with filled_store(tmp_path, FILES, "a", keep=slice(0, 120)) as store:
         ensure(store, model_dir, now=NOW, notify=lambda line: None)
         meta = json.loads((model_dir / "meta.json").read_text())
         meta["sklearn_version"] = "1.0.2"
@@ -109,7 +117,7 @@ def test_a_pickle_that_warns_is_still_loaded_silently(tmp_path: Path,
     import sklearn.base
 
     model_dir = tmp_path / "model"
-    with filled_store(tmp_path, "a", keep=slice(0, 120)) as store:
+    with filled_store(tmp_path, FILES, "a", keep=slice(0, 120)) as store:
         monkeypatch.setattr(sklearn.base, "__version__", "1.0.2")  # what the pickle records
         ensure(store, model_dir, now=NOW, notify=lambda line: None)
         monkeypatch.undo()
@@ -121,7 +129,7 @@ def test_a_pickle_that_warns_is_still_loaded_silently(tmp_path: Path,
 
 def test_a_store_with_fewer_papers_than_the_model_is_refitted(tmp_path: Path) -> None:
     model_dir = tmp_path / "model"
-    with filled_store(tmp_path, "a", keep=slice(0, 120)) as store:
+    with filled_store(tmp_path, FILES, "a", keep=slice(0, 120)) as store:
         ensure(store, model_dir, now=NOW, notify=lambda line: None)
         meta = json.loads((model_dir / "meta.json").read_text())
         meta["n_docs"] = 500  # as if fitted on more papers than the store holds

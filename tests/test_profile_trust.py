@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from stores import Backend
 
 from digest.cli import main
 from digest.profiles import add_feedback, load_profile, load_profiles
@@ -31,20 +32,23 @@ def invoke(*args: str) -> Result:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A store holding the bundled sample (shared, read by the tests' runs)."""
+def sample_store(tmp_path_factory: pytest.TempPathFactory, module_backend: Backend) -> str:
+    """A store holding the bundled sample, ingested once per module and backend."""
     folder = tmp_path_factory.mktemp("store")
-    return f"sqlite:///{folder}/sample.sqlite"
+    url = module_backend.new_url(folder)
+    assert invoke("--db", url, "ingest", "sample").exit_code == 0
+    return url
 
 
 @pytest.fixture
-def site(tmp_path: Path, store: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, ...]:
+def site(tmp_path: Path, sample_store: str, store_backend: Backend,
+         monkeypatch: pytest.MonkeyPatch) -> tuple[str, ...]:
+    """The command line over a copy of the sample store, with an empty profiles folder."""
     monkeypatch.chdir(tmp_path)
     for name in ("DIGEST_DB", "DIGEST_CONFIG", "DIGEST_PROFILES"):
         monkeypatch.delenv(name, raising=False)
-    db = f"sqlite:///{tmp_path}/d.sqlite"
+    db = store_backend.clone(sample_store, tmp_path)
     (tmp_path / "profiles").mkdir()
-    assert invoke("--db", db, "ingest", "sample").exit_code == 0
     return ("--db", db, "--profiles", str(tmp_path / "profiles"))
 
 
@@ -90,6 +94,23 @@ def test_a_renamed_profile_with_an_id_stays_unsubscribed(
 
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["status"] == "skipped"
+
+
+def test_a_name_longer_than_the_store_keeps_is_that_profiles_error_only(
+    site: tuple[str, ...], tmp_path: Path
+) -> None:
+    # The store keeps a profile's name in 200 characters; PostgreSQL enforces that, and a run
+    # for a longer file name failed there alone, after ranking it.
+    long = tmp_path / "profiles" / f"{'p' * 201}.yaml"
+    long.write_text(PROFILE.format(id=""))
+    (tmp_path / "profiles" / "ada.yaml").write_text(PROFILE.format(id=""))
+
+    result = invoke(*site, "run", "--date", "2026-07-01", "--json")
+
+    assert result.exit_code == 1
+    assert f"{long}:1:1: name: at most 200 characters (this has 201)" in result.stderr
+    (line,) = result.stdout.splitlines()
+    assert json.loads(line)["profile"] == "ada" and json.loads(line)["status"] == "sent"
 
 
 def test_two_files_with_the_same_id_are_an_error_for_the_second(tmp_path: Path) -> None:

@@ -85,6 +85,7 @@ def test_the_checker_catches_a_paper_delivered_twice(run: Run) -> None:
 def test_the_checker_catches_a_ledger_entry_no_message_backs(run: Run, tmp_path: Path) -> None:
     """A delivery recorded as sent (through the store's own API) that never reached the
     server: the ledger claims a paper the profile never received."""
+    # The replay harness (bench/replay.py) keeps its store in SQLite: a copy of the file.
     shutil.copy(run.result.store_path, tmp_path / "digest.sqlite")
     name = run.profiles[0].name
     when = dt.datetime(2025, 3, 25, 8, 0, tzinfo=dt.UTC)

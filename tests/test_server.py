@@ -1,4 +1,5 @@
-"""`digest serve`: the real server on loopback, spoken to over HTTP, tampered tokens included.
+"""`digest serve`: the real server on loopback, spoken to over HTTP, tampered tokens included;
+its routes over each store backend in turn (SQLite, PostgreSQL).
 
 A store holds four papers; Ada was sent two digests (2026-06-01, whose markdown is only in its
 file, and 2026-06-08, in the ledger) and has one in flight. Ben has a profile and nothing else.
@@ -20,6 +21,7 @@ from pathlib import Path
 import feedparser
 import httpx
 import pytest
+from stores import Backend
 
 from digest.app import DigestApp
 from digest.config import Config, ServerConfig
@@ -118,8 +120,9 @@ def send(store: Store, app: DigestApp, key: str, papers: list[Paper], *, sent_at
         store.complete_delivery(delivery.id, files=files, now=sent_at)
 
 
-def make_digest_app(tmp_path: Path) -> DigestApp:
-    """Ada and Ben's profiles, an out directory, and a file outside it that must stay unread."""
+def make_digest_app(tmp_path: Path, url: str | None = None) -> DigestApp:
+    """Ada and Ben's profiles, an out directory, and a file outside it that must stay unread;
+    the store at `url` (SQLite in `tmp_path` by default: the tests of sockets and tokens)."""
     (tmp_path / "profiles").mkdir()
     (tmp_path / "profiles" / "ada.yaml").write_text(ADA_YAML, encoding="utf-8")
     (tmp_path / "profiles" / "ben.yaml").write_text(BEN_YAML, encoding="utf-8")
@@ -128,8 +131,8 @@ def make_digest_app(tmp_path: Path) -> DigestApp:
         out_dir=str(tmp_path / "out"),
         server=ServerConfig(public_url=PUBLIC, secret_env=SECRET_ENV),
     )
-    return DigestApp(config, f"sqlite:///{tmp_path}/digest.sqlite", str(tmp_path / "profiles"),
-                     clock=lambda: NOW)
+    return DigestApp(config, url or f"sqlite:///{tmp_path}/digest.sqlite",
+                     str(tmp_path / "profiles"), clock=lambda: NOW)
 
 
 def fill(app: DigestApp, tmp_path: Path) -> dict[str, Paper]:
@@ -158,11 +161,11 @@ def fill(app: DigestApp, tmp_path: Path) -> dict[str, Paper]:
 
 
 @contextmanager
-def running_site(tmp_path: Path) -> Iterator[Site]:
-    """The real server on a free loopback port, in a thread, over a filled store."""
+def running_site(tmp_path: Path, url: str | None = None) -> Iterator[Site]:
+    """The real server on a free loopback port, in a thread, over a filled store (at `url`)."""
     with pytest.MonkeyPatch.context() as env:
         env.setenv(SECRET_ENV, SECRET)
-        app = make_digest_app(tmp_path)
+        app = make_digest_app(tmp_path, url)
         papers = fill(app, tmp_path)
         server = make_server(app, "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
@@ -194,9 +197,11 @@ def client_of(site: Site, transport: httpx.HTTPTransport) -> httpx.Client:
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    """A site for the tests that only read (they check that nothing changed, too)."""
-    with running_site(tmp_path_factory.mktemp("shared")) as site:
+def shared(tmp_path_factory: pytest.TempPathFactory, module_backend: Backend) -> Iterator[Site]:
+    """A site for the tests that only read (they check that nothing changed, too), on each
+    backend in turn."""
+    root = tmp_path_factory.mktemp("shared")
+    with running_site(root, module_backend.new_url(root)) as site:
         yield site
 
 
@@ -207,9 +212,9 @@ def reader(shared: Site, transport: httpx.HTTPTransport) -> Iterator[httpx.Clien
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
+def site(tmp_path: Path, store_url: str) -> Iterator[Site]:
     """A site of its own, for a test that changes something."""
-    with running_site(tmp_path) as site:
+    with running_site(tmp_path, store_url) as site:
         yield site
 
 
@@ -515,6 +520,19 @@ def test_a_malformed_feedback_link_is_a_400(
     before = site.ada_yaml.read_bytes()
     assert client.post(f"/feedback/{ada()}{query}").status_code == 400
     assert site.ada_yaml.read_bytes() == before
+
+
+@pytest.mark.parametrize("paper", ["2506.00003%00", "%00", "a%00b%20c"])
+def test_a_feedback_link_naming_a_paper_with_a_nul_is_an_unknown_paper(
+    reader: httpx.Client, shared: Site, paper: str
+) -> None:
+    # PostgreSQL cannot compare text with a NUL in it: such a paper is simply not stored.
+    before = shared.ada_yaml.read_bytes()
+    for method in ("GET", "POST"):
+        response = reader.request(method, f"/feedback/{ada()}?paper={paper}&v=like")
+        assert response.status_code == 404, (method, response.text)
+        assert "Unknown paper" in response.text
+    assert shared.ada_yaml.read_bytes() == before
 
 
 # --- digests ------------------------------------------------------------------------------------

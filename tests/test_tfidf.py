@@ -101,6 +101,7 @@ def test_the_model_fits_in_one_process_when_the_worker_fails(
     monkeypatch.setattr(tfidf, "Worker", Broken)
     texts = [t for t in sample_texts() if t][:300]
     lines: list[str] = []
+    # SQLite only: about the tokenizer process; fits read PostgreSQL in test_recommend's world.
     with Store.open(f"sqlite:///{tmp_path}/s.sqlite") as store:
         with store.transaction() as tx:
             tx.insert_papers([_row(i, t) for i, t in enumerate(texts)])

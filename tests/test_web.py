@@ -2,7 +2,9 @@
 tokens per purpose, key rotation, cross-site POSTs, the personal page, requests that never
 fully arrive, slow clients, and the profiles read once.
 
-The site is `test_server`'s: Ada was sent two digests; Ben has a profile and nothing else.
+The site is `test_server`'s: Ada was sent two digests; Ben has a profile and nothing else. It
+keeps its store in SQLite (what these tests are about is sockets and tokens; test_server runs
+the routes on both backends), but for the personal page, which reads the ledger: on both.
 """
 
 from __future__ import annotations
@@ -50,6 +52,14 @@ def site(tmp_path: Path) -> Iterator[Site]:
 @pytest.fixture
 def client(site: Site) -> Iterator[httpx.Client]:
     with httpx.HTTPTransport() as transport, client_of(site, transport) as client:
+        yield client
+
+
+@pytest.fixture
+def page_client(tmp_path: Path, store_url: str) -> Iterator[httpx.Client]:
+    """A client of a site on each store backend in turn, for the pages that read the ledger."""
+    with running_site(tmp_path, store_url) as site, httpx.HTTPTransport() as transport, \
+            client_of(site, transport) as client:
         yield client
 
 
@@ -234,6 +244,7 @@ def test_run_refuses_to_send_without_a_secret_when_links_are_expected(
     (tmp_path / "digest.toml").write_text(
         '[server]\npublic_url = "https://digest.example.org"\n', encoding="utf-8")
 
+    # About the secret, checked before any store is opened: SQLite only.
     result = CliRunner().invoke(main, ["--db", f"sqlite:///{tmp_path}/x.sqlite", "run",
                                        "--date", "2026-06-08"])
 
@@ -255,9 +266,9 @@ def test_the_root_says_what_the_service_is(client: httpx.Client) -> None:
 
 
 def test_the_personal_page_shows_the_latest_digest_with_reasons_scores_and_links(
-    client: httpx.Client,
+    page_client: httpx.Client,
 ) -> None:
-    response = client.get(f"/p/{ACT}")
+    response = page_client.get(f"/p/{ACT}")
     assert response.status_code == 200
     html = response.text
     assert "Latest digest, 2026-06-08" in html
@@ -275,8 +286,8 @@ def test_the_personal_page_shows_the_latest_digest_with_reasons_scores_and_links
     assert "2026-06-09" not in html  # still in flight
 
 
-def test_a_profile_with_no_digest_has_a_page_too(client: httpx.Client) -> None:
-    response = client.get(f"/p/{make_token(SECRET, 'ben')}")
+def test_a_profile_with_no_digest_has_a_page_too(page_client: httpx.Client) -> None:
+    response = page_client.get(f"/p/{make_token(SECRET, 'ben')}")
     assert response.status_code == 200
     assert "No digest yet" in response.text
 

@@ -94,7 +94,8 @@ class Profile(_Frozen):
     """What one person wants in their digest, and when and how they want it."""
 
     version: Literal[1] = Field(description="Format version of the profile file; always 1.")
-    name: Annotated[str, StringConstraints(pattern=_NAME)] = Field(
+    # At most 200 characters, as `id`: the store keeps names in 200 (PostgreSQL enforces it).
+    name: Annotated[str, StringConstraints(pattern=_NAME, max_length=200)] = Field(
         description="The profile's name: its `id`, else its file name without extension "
         "(not a YAML key).",
     )

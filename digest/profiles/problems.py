@@ -63,6 +63,8 @@ def what(error: ErrorDetails) -> str:
         return "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
     if kind == "too_long" and "actual_length" in ctx:
         return f"at most {ctx['max_length']} items (this has {ctx['actual_length']})"
+    if kind == "string_too_long" and isinstance(error.get("input"), str):
+        return f"at most {ctx['max_length']} characters (this has {len(error['input'])})"
     if kind == "string_pattern_mismatch":
         return _PATTERN_MEANS.get(ctx.get("pattern", ""), error["msg"])
     if kind == "literal_error":

@@ -118,6 +118,15 @@ def parse_jsonl(lines: Iterable[str], *, origin: str) -> Iterator[ParsedItem]:
 # --- CSV ------------------------------------------------------------------------------------
 
 
+#: The largest field a row may hold: the csv module's default limit. The module itself may read
+#: fields up to a whole line (`MAX_LINE_CHARS` bounds those), so that a row with a larger field
+#: is read to its end, quoted line breaks and all, and rejected as one row; the module's own
+#: error stopped mid-row, and reading resumed inside its quotes.
+MAX_FIELD_CHARS = 131_072
+if csv.field_size_limit() < MAX_LINE_CHARS:
+    csv.field_size_limit(MAX_LINE_CHARS)
+
+
 def parse_csv(stream: TextIO, *, origin: str) -> Iterator[ParsedItem]:
     """Parse comma-separated values with a header row naming the fields (any case, any order).
 
@@ -163,6 +172,10 @@ def parse_csv(stream: TextIO, *, origin: str) -> Iterator[ParsedItem]:
             yield Rejected(f"{origin}:{overlong[0]}", too_long_message(lines.overlong[overlong[0]]))
             continue
         if not any(cell.strip() for cell in row):
+            continue
+        if any(len(cell) > MAX_FIELD_CHARS for cell in row):
+            yield Rejected(where, f"unreadable CSV row: field larger than field limit "
+                                  f"({MAX_FIELD_CHARS})")
             continue
         if len(row) != len(names):
             yield Rejected(

@@ -12,6 +12,7 @@ conflict, serialization failure or deadlock is `StoreConflictError`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,25 @@ def translate(where: str, exc: sa.exc.DBAPIError) -> StoreError:
     if isinstance(exc, sa.exc.IntegrityError) and "UNIQUE constraint failed" in text:
         return StoreConflictError(f"{where}: {_CONFLICTS['23505']} ({text})")
     return StoreError(f"{where}: {text}")
+
+
+def comparable(dialect: str, values: Iterable[str]) -> list[str]:
+    """The `values` a text column could hold, for a lookup. Text that is not valid Unicode (a
+    lone surrogate: a command-line argument in another encoding arrives so) is stored by
+    neither backend and cannot even be sent; PostgreSQL's text cannot hold a NUL either and
+    refuses a statement comparing with one (a feedback link's ``?paper=%00``, a seed written
+    ``"\\0"`` in YAML). Such a value matches nothing: it is dropped, not sent."""
+    nul_ok = dialect != "postgresql"
+    return [value for value in values
+            if (nul_ok or "\x00" not in value) and (value.isascii() or _encodable(value))]
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _configure_sqlite(engine: Engine) -> None:

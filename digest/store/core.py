@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 from ..errors import StoreError
 from ..http import Validators
 from ..types import Paper
-from .backend import create_engine, insert_ignore, parse_url, shown, translate
+from .backend import comparable, create_engine, insert_ignore, parse_url, shown, translate
 from .ledger import LedgerMixin
 from .locks import LockMixin, lock_key
 from .queue import QueueMixin
@@ -40,8 +40,9 @@ from .schema import (
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
-    # SQLite hands datetimes back naive; everything we store is UTC.
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    # SQLite hands datetimes back naive; everything we store is UTC. PostgreSQL hands them
+    # back in the session's time zone (the server's by default), so they are turned to UTC.
+    return value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def row_to_paper(row: Any, sources: Sequence[str] = ()) -> Paper:
@@ -192,6 +193,8 @@ class Store(LedgerMixin, LockMixin, QueueMixin):
 
     def get_paper(self, ref: str) -> Paper | None:
         """A paper by key (arXiv id without version, other id as given, ``title:...``)."""
+        if not comparable(self.engine.dialect.name, [ref]):
+            return None
         with self._errors(), self.engine.connect() as conn:
             row = conn.execute(sa.select(papers).where(papers.c.key == ref)).first()
             if row is None:
@@ -204,6 +207,8 @@ class Store(LedgerMixin, LockMixin, QueueMixin):
             return row_to_paper(row, list(sources))
 
     def find_by_norm_title(self, norm_title: str) -> list[Paper]:
+        if not comparable(self.engine.dialect.name, [norm_title]):
+            return []
         with self._errors(), self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(papers).where(papers.c.norm_title == norm_title).order_by(papers.c.pid)
@@ -258,7 +263,7 @@ class Store(LedgerMixin, LockMixin, QueueMixin):
     def _rows_where(conn: Connection, columns: Sequence[Any], column: Any,
                     values: set[str]) -> Iterator[Any]:
         """Rows whose `column` is one of `values`, in pid order per batch of 500."""
-        items = sorted(values)
+        items = sorted(comparable(conn.dialect.name, values))
         for start in range(0, len(items), 500):
             query = sa.select(*columns).where(column.in_(items[start : start + 500]))
             yield from conn.execute(query.order_by(papers.c.pid))
@@ -344,7 +349,7 @@ class Transaction:
         as dicts of columns (raw texts filled in), for merging."""
         found: dict[int, dict[str, Any]] = {}
         for column, values in ((papers.c.key, keys), (papers.c.norm_title, norm_titles)):
-            wanted = list(set(values))
+            wanted = comparable(self.conn.dialect.name, set(values))
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
                 for row in self.conn.execute(sa.select(*_MERGE_COLUMNS).where(column.in_(chunk))):

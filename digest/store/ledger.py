@@ -49,7 +49,8 @@ class Delivery:
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
     if value is None:
         return None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    # PostgreSQL's are in the session's time zone (core._utc says why).
+    return value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def _delivery(row: Any) -> Delivery:

@@ -103,7 +103,8 @@ class Owner:
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    # PostgreSQL's are in the session's time zone (core._utc says why).
+    return value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 class LockMixin:
