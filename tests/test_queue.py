@@ -102,6 +102,10 @@ def test_a_send_lease_is_exclusive_until_it_passes_and_ends_with_the_send(
         after = lease + dt.timedelta(seconds=1)
         (again,) = store.lease_pending([ada, ben], owner="y", until=after, now=after)
         assert (again.id, again.message, again.message_id) == (ben, b"bytes", "<ben@x>")
+        # "x" was only slow: before sending, it finds that ben is no longer its to send.
+        assert not store.renew_lease(ben, owner="x", until=after)
+        assert store.renew_lease(ben, owner="y", until=after)
+        assert not store.renew_lease(ada, owner="x", until=after)  # sent already
         # Work left by dead workers: ben's lease (now y's) has not passed; nothing is claimed.
         assert store.stale_work(now=after, idle_since=after) == ([], [])
         store.record_attempt(ben, "451 try later", permanent=False, now=after)

@@ -116,9 +116,8 @@ def send_pending(ctx: QueueContext, ids: Sequence[int], *, owner: str) -> SendRe
     report = SendReport()
     store = ctx.store()
     now = ctx.now()
-    leased = store.lease_pending(ids, owner=owner,
-                                 until=now + dt.timedelta(seconds=ctx.settings.send_lease),
-                                 now=now)
+    lease = dt.timedelta(seconds=ctx.settings.send_lease)
+    leased = store.lease_pending(ids, owner=owner, until=now + lease, now=now)
     if len(leased) < len(ids):
         states = store.delivery_states([i for i in ids if i not in {d.id for d in leased}])
         report.busy = sum(1 for s in states.values() if s == "pending")
@@ -136,6 +135,11 @@ def send_pending(ctx: QueueContext, ids: Sequence[int], *, owner: str) -> SendRe
                 report.failed += 1
                 continue
             ctx.pace()
+            # The rate (or a slow server) may have held this batch past its lease: send only
+            # what this job still holds, for another full lease.
+            if not store.renew_lease(delivery.id, owner=owner, until=ctx.now() + lease):
+                report.busy += 1
+                continue
             result = deliverer.send(profile, delivery)
             if result.status == "sent":
                 report.sent += 1

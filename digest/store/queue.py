@@ -142,6 +142,16 @@ class QueueMixin:
                     leased[row.id] = _delivery(row)
         return [leased[i] for i in ids if i in leased]
 
+    def renew_lease(self, delivery_id: int, *, owner: str, until: dt.datetime) -> bool:
+        """Extend `owner`'s lease on a pending delivery to `until`, right before sending it;
+        False when `owner` no longer holds it (its lease passed and another worker took it, or
+        it was sent): then it must not be sent."""
+        with self._begin() as conn:
+            result = conn.execute(deliveries.update().where(
+                deliveries.c.id == delivery_id, deliveries.c.status == "pending",
+                deliveries.c.lease_owner == owner).values(lease_until=until))
+        return bool(result.rowcount)
+
     def delivery_states(self, ids: Sequence[int]) -> dict[int, str]:
         """The status of each delivery among `ids` that exists."""
         out: dict[int, str] = {}
