@@ -12,6 +12,8 @@ conflict, serialization failure or deadlock is `StoreConflictError`.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -65,10 +67,15 @@ def create_engine(url: URL) -> Engine:
         # says ?options=... chooses its own.
         kwargs["connect_args"] = {"options": f"-c lock_timeout={LOCK_TIMEOUT_S}s "
                                              f"-c statement_timeout={STATEMENT_TIMEOUT_S}s"}
+    if backend == "postgresql":
+        # A connection the server dropped (a restart, pg_terminate_backend, a proxy's idle
+        # timeout) is replaced when taken from the pool instead of failing the next
+        # transaction: in a queue worker, often the one that records a message as sent.
+        kwargs["pool_pre_ping"] = True
     try:
         engine = sa.create_engine(url, **kwargs)
     except (sa.exc.ArgumentError, ImportError) as exc:
-        hint = " (pip install 'digest[postgres]')" if backend == "postgresql" else ""
+        hint = " (pip install 'digest-papers[postgres]')" if backend == "postgresql" else ""
         raise StoreError(f"{shown(url)}: cannot open: {exc}{hint}") from None
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
@@ -117,7 +124,7 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
@@ -143,3 +150,20 @@ def insert_ignore(conn: Connection, table: sa.Table) -> Any:
         return pg_insert(table).on_conflict_do_nothing()
     return table.insert().prefix_with("IGNORE")
 
+
+def _wal(cursor: Any) -> None:
+    """Put the database in WAL mode (it stays so; later connections only check). Switching
+    needs the database to itself, and SQLite answers "database is locked" at once, without its
+    busy timeout, while another process is migrating a new database: try again for a while."""
+    (mode,) = cursor.execute("PRAGMA journal_mode").fetchone()
+    if str(mode).lower() == "wal":
+        return
+    deadline = time.monotonic() + LOCK_TIMEOUT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
