@@ -147,7 +147,8 @@ def test_title_only_papers_are_thinned_only_when_they_are_the_same(world: World)
     assert float((vectors[0] @ vectors[1].T).toarray()[0, 0]) > DUPLICATE
 
 
-def test_keyword_expansion_does_not_drift_on_the_bundled_sample(tmp_path: Path) -> None:
+def test_keyword_expansion_does_not_drift_on_the_bundled_sample(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The demo's interest used to pull in Gaussian-splatting LiDAR papers "on dense, gs,
     # lidar, gaussians, slam": the words of one feedback paper.
     sample = Path(__file__).resolve().parents[1] / "digest" / "data" / "sample.jsonl.gz"
@@ -161,10 +162,10 @@ def test_keyword_expansion_does_not_drift_on_the_bundled_sample(tmp_path: Path) 
     # About the ranking, not the store: SQLite only.
     base = ["--db", f"sqlite:///{tmp_path}/d.sqlite", "--profiles", str(tmp_path / "profiles")]
     runner = CliRunner()
-    with runner.isolated_filesystem(temp_dir=tmp_path):
-        assert runner.invoke(main, [*base, "ingest", "sample"]).exit_code == 0
-        ranked = runner.invoke(main, [*base, "rank", "--until", "2026-07-01", "--top", "30",
-                                      "--json"])
+    monkeypatch.chdir(tmp_path)  # the model goes to ./out
+    assert runner.invoke(main, [*base, "ingest", "sample"]).exit_code == 0
+    ranked = runner.invoke(main, [*base, "rank", "--until", "2026-07-01", "--top", "30",
+                                  "--json"])
     assert ranked.exit_code == 0, ranked.output
     papers = json.loads(ranked.stdout)["papers"]
     assert len(papers) == 30
