@@ -13,7 +13,6 @@ conflict, serialization failure or deadlock is `StoreConflictError`.
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -154,16 +153,14 @@ def insert_ignore(conn: Connection, table: sa.Table) -> Any:
 def _wal(cursor: Any) -> None:
     """Put the database in WAL mode (it stays so; later connections only check). Switching
     needs the database to itself, and SQLite answers "database is locked" at once, without its
-    busy timeout, while another process is migrating a new database: try again for a while."""
+    busy timeout, while another process migrates a new database or holds it: then this
+    connection goes on as it is (its statements wait for the lock as usual, and the next
+    connection switches the mode)."""
     (mode,) = cursor.execute("PRAGMA journal_mode").fetchone()
     if str(mode).lower() == "wal":
         return
-    deadline = time.monotonic() + LOCK_TIMEOUT_S
-    while True:
-        try:
-            cursor.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc):
+            raise
