@@ -18,7 +18,7 @@ from ..errors import DigestError
 from ..fsutil import write_atomically
 from ..ingest import Source
 from ..modelstore import ModelCache
-from ..profiles import Profile
+from ..profiles import Profile, ProfileSet
 from ..sources.resolve import resolve
 from ..types import SourceResult
 from .triggers import latest_fire_time, schedule_trigger
@@ -137,11 +137,12 @@ def group_jobs(jobs: Sequence[Mapping[str, Any]]
     return groups
 
 
-def due_days(app: DigestApp, names: Sequence[str],
-             statuses: dict[str, str]) -> dict[dt.date, list[Profile]]:
-    """The profiles `names` of `app`'s folder by their digest day (today in each one's time
-    zone); a missing or invalid one is logged and marked failed in `statuses`."""
-    found = app.profiles()
+def due_days(app: DigestApp, names: Sequence[str], statuses: dict[str, str],
+             found: ProfileSet | None = None) -> dict[dt.date, list[Profile]]:
+    """The profiles `names` of `found` (default: `app`'s folder) by their digest day (today in
+    each one's time zone); a missing or invalid one is logged and marked failed in
+    `statuses`."""
+    found = app.profiles() if found is None else found
     by_name = {p.name: p for p in found.profiles}
     problems = {Path(e.path).stem: "; ".join(e.problems) for e in found.errors}
     by_day: dict[dt.date, list[Profile]] = {}

@@ -11,17 +11,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from ..app import Clock, DigestApp, utc_now
 from ..config import load_config
 from ..errors import DigestError
+from ..profiles import ProfileSet
 from ..profiles.sync import SyncReport, stored_profiles, sync_profiles
 from ..queue import defer_digests
 from ..store import Store
-from .runs import _log, ensure_ingested, group_jobs
+from .runs import _log, due_days, ensure_ingested, group_jobs
 
 logger = logging.getLogger("digest.schedule")
 
@@ -66,16 +65,7 @@ def _due_days(app: DigestApp, store: Store, names: Sequence[str], synced: SyncRe
     for invalid in synced.errors:
         for line in invalid.problems:
             logger.warning("invalid profile: %s", line)
-    found = {p.name: p for p in stored_profiles(store, names).profiles}
-    problems = {Path(e.path).stem: "; ".join(e.problems) for e in synced.errors}
-    days: dict[str, dt.date] = {}
-    for name in names:
-        profile = found.get(name)
-        if profile is None:
-            error = (f"profile {name!r} is invalid: {problems[name]}" if name in problems
-                     else f"no profile named {name!r} in {app.profiles_dir}")
-            _log(f"digest {name}", "failed", error=error)
-            statuses[name] = "failed"
-            continue
-        days[name] = app.clock().astimezone(ZoneInfo(profile.timezone)).date()
-    return days
+    stored = stored_profiles(store, names)
+    found = ProfileSet(stored.profiles, (*stored.errors, *synced.errors), stored.paths)
+    by_day = due_days(app, names, statuses, found)
+    return {p.name: day for day, profiles in by_day.items() for p in profiles}
