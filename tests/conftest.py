@@ -24,6 +24,17 @@ def data_dir() -> Path:
     return DATA
 
 
+@pytest.fixture
+def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run in an empty folder with no DIGEST_* settings from the environment, so no
+    ./digest.toml, ./out or database of the checkout or the shell is used. Command-line tests
+    take it for the whole module (``pytestmark = pytest.mark.usefixtures("scratch")``)."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("DIGEST_DB", "DIGEST_CONFIG", "DIGEST_PROFILES", "DIGEST_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
 # A real SMTP server on loopback (aiosmtpd), scriptable per test: see tests/smtp_server.py.
 from smtp_server import smtp_server  # noqa: E402, F401
 

@@ -24,13 +24,8 @@ SAMPLE_PAPERS = 483
 RSPNET = "RSPNet: Relative Speed Perception for Unsupervised Video Representation Learning"
 
 
-@pytest.fixture(autouse=True)
-def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Run in an empty folder, so no ./digest.toml or ./out of the checkout is used."""
-    monkeypatch.chdir(tmp_path)
-    for name in ("DIGEST_DB", "DIGEST_CONFIG", "DIGEST_PROFILES"):
-        monkeypatch.delenv(name, raising=False)
-    return tmp_path
+# Each test in an empty folder without DIGEST_* settings: `scratch` in conftest.py.
+pytestmark = pytest.mark.usefixtures("scratch")
 
 
 @pytest.fixture

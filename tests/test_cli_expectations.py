@@ -27,12 +27,8 @@ def invoke(*args: str) -> Result:
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
-@pytest.fixture(autouse=True)
-def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    for name in ("DIGEST_DB", "DIGEST_CONFIG", "DIGEST_PROFILES"):
-        monkeypatch.delenv(name, raising=False)
-    return tmp_path
+# Each test in an empty folder without DIGEST_* settings: `scratch` in conftest.py.
+pytestmark = pytest.mark.usefixtures("scratch")
 
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

@@ -98,12 +98,8 @@ def invoke(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-@pytest.fixture(autouse=True)
-def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    for name in ("DIGEST_DB", "DIGEST_CONFIG", "DIGEST_PROFILES", "DIGEST_SECRET"):
-        monkeypatch.delenv(name, raising=False)
-    return tmp_path
+# Each test in an empty folder without DIGEST_* settings: `scratch` in conftest.py.
+pytestmark = pytest.mark.usefixtures("scratch")
 
 
 def test_init_writes_a_config_a_starter_profile_the_schema_and_a_private_secret(
